@@ -1,0 +1,1 @@
+//! EC-SRP5 (RouterOS 6.43+) authentication.

@@ -1,0 +1,3 @@
+//! Authentication schemes of the btest control connection.
+
+pub mod ecsrp5;

@@ -1,0 +1,1 @@
+//! Host CPU load sampling for the status message.
