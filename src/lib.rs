@@ -2,6 +2,12 @@
 //! mio event loop, for router appliances.
 
 pub mod auth;
+pub mod cli;
+pub mod client;
 pub mod cpu;
+pub mod net;
+pub mod pacer;
 pub mod proto;
+pub mod server;
+pub mod stream;
 pub mod sysrand;

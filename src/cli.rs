@@ -1,0 +1,381 @@
+//! Command-line interface: argument structs and their conversion into the
+//! library's configurations. `main.rs` only parses and calls [`run`].
+
+use crate::auth::{Scheme, User, Users};
+use crate::client::{self, Credentials, report};
+use crate::proto::{DEFAULT_PORT, Direction, Protocol};
+use crate::server::{self, Limits};
+use argh::FromArgs;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+/// btestd: a MikroTik bandwidth-test (btest) server and client.
+#[derive(FromArgs)]
+pub struct Args {
+    /// print version and exit
+    #[argh(switch)]
+    pub version: bool,
+    #[argh(subcommand)]
+    pub cmd: Option<Sub>,
+}
+
+#[derive(FromArgs)]
+#[argh(subcommand)]
+pub enum Sub {
+    Serve(ServeArgs),
+    Client(ClientArgs),
+}
+
+/// Run the bandwidth-test server.
+#[derive(FromArgs)]
+#[argh(subcommand, name = "serve")]
+pub struct ServeArgs {
+    /// address to listen on, ADDR:PORT or [V6ADDR]:PORT (repeatable; default 0.0.0.0:2000 and [::]:2000)
+    #[argh(option)]
+    pub listen: Vec<String>,
+    /// user name clients must log in with (enables authentication)
+    #[argh(option)]
+    pub user: Option<String>,
+    /// password for --user
+    #[argh(option)]
+    pub password: Option<String>,
+    /// authentication scheme offered to clients: ecsrp5 (RouterOS 6.43+, default) or md5 (older RouterOS)
+    #[argh(option, default = "Scheme::EcSrp5")]
+    pub auth_scheme: Scheme,
+    /// most concurrent tests (default 100)
+    #[argh(option, default = "100")]
+    pub max_sessions: usize,
+    /// most concurrent tests from one client IP (default 10)
+    #[argh(option, default = "10")]
+    pub max_sessions_per_ip: usize,
+    /// most TCP connections one test may use (default 32; RouterOS 7 uses up to 20)
+    #[argh(option, default = "32")]
+    pub max_connections: u8,
+    /// most connections in their handshake at once (default 256)
+    #[argh(option, default = "256")]
+    pub max_handshakes: usize,
+    /// longest test in seconds, 0 = until the client stops it (default 0)
+    #[argh(option, default = "0")]
+    pub max_duration: u64,
+    /// cap on the server's transmit rate per test, bits/s with optional k/M/G suffix, 0 = none
+    #[argh(option, default = "0", from_str_fn(parse_rate))]
+    pub max_rate: u64,
+    /// seconds a connection may take to finish its handshake (default 10)
+    #[argh(option, default = "10")]
+    pub handshake_timeout: u64,
+    /// seconds without test traffic after which a test ends (default 15)
+    #[argh(option, default = "15")]
+    pub idle_timeout: u64,
+    /// seconds the secondary connections of a multi-connection test have to join (default 5)
+    #[argh(option, default = "5")]
+    pub join_timeout: u64,
+    /// log debug details
+    #[argh(switch, short = 'v')]
+    pub verbose: bool,
+    /// log warnings and errors only
+    #[argh(switch, short = 'q')]
+    pub quiet: bool,
+}
+
+/// Run a bandwidth test against a btest server (btestd or RouterOS).
+#[derive(FromArgs)]
+#[argh(subcommand, name = "client")]
+pub struct ClientArgs {
+    /// server as HOST or HOST:PORT (port 2000 by default)
+    #[argh(positional)]
+    pub server: String,
+    /// tcp or udp (default tcp)
+    #[argh(option, default = "Protocol::Tcp", from_str_fn(parse_proto))]
+    pub proto: Protocol,
+    /// send, receive or both, from this client's side (default receive)
+    #[argh(option, default = "Direction::ServerToClient", from_str_fn(parse_direction))]
+    pub direction: Direction,
+    /// test length in seconds (default 10)
+    #[argh(option, default = "10.0")]
+    pub duration: f64,
+    /// number of TCP connections (default 1)
+    #[argh(option, default = "1")]
+    pub connections: u8,
+    /// bytes per write (TCP, default 32768) or IP packet size (UDP, default 1500)
+    #[argh(option)]
+    pub tx_size: Option<u16>,
+    /// our transmit rate in bits/s with optional k/M/G suffix, 0 = unlimited
+    #[argh(option, default = "0", from_str_fn(parse_rate32))]
+    pub speed: u32,
+    /// the server's transmit rate in bits/s with optional k/M/G suffix, 0 = unlimited
+    #[argh(option, default = "0", from_str_fn(parse_rate32))]
+    pub remote_speed: u32,
+    /// ask for random payload instead of zeros
+    #[argh(switch)]
+    pub random: bool,
+    /// user name for servers that require authentication
+    #[argh(option)]
+    pub user: Option<String>,
+    /// password for --user (default empty)
+    #[argh(option, default = "String::new()")]
+    pub password: String,
+    /// output: text (default) or csv
+    #[argh(option, default = "String::from(\"text\")")]
+    pub format: String,
+}
+
+/// Parses `100`, `10k`, `100M`, `1.5G` (decimal units) into bits/s.
+pub fn parse_rate(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let m = match c.to_ascii_lowercase() {
+                'k' => 1e3,
+                'm' => 1e6,
+                'g' => 1e9,
+                _ => return Err(format!("invalid rate '{s}': use a number with an optional k, M or G suffix")),
+            };
+            (&s[..i], m)
+        }
+        _ => (s, 1.0),
+    };
+    let v: f64 =
+        num.parse().map_err(|_| format!("invalid rate '{s}': use a number with an optional k, M or G suffix"))?;
+    if !(v >= 0.0 && v.is_finite()) {
+        return Err(format!("invalid rate '{s}'"));
+    }
+    Ok((v * mult).round() as u64)
+}
+
+fn parse_rate32(s: &str) -> Result<u32, String> {
+    let v = parse_rate(s)?;
+    u32::try_from(v).map_err(|_| format!("rate '{s}' is above the protocol's maximum of 4294967295 bits/s"))
+}
+
+fn parse_proto(s: &str) -> Result<Protocol, String> {
+    match s {
+        "tcp" => Ok(Protocol::Tcp),
+        "udp" => Ok(Protocol::Udp),
+        _ => Err(format!("invalid protocol '{s}': use tcp or udp")),
+    }
+}
+
+/// Client-side direction words, turned into the server's view on the wire.
+fn parse_direction(s: &str) -> Result<Direction, String> {
+    match s {
+        "send" | "transmit" => Ok(Direction::ClientToServer),
+        "receive" => Ok(Direction::ServerToClient),
+        "both" => Ok(Direction::Both),
+        _ => Err(format!("invalid direction '{s}': use send, receive or both")),
+    }
+}
+
+/// Parses `ADDR:PORT`, `[V6]:PORT`, `ADDR` or `:PORT`.
+pub fn parse_listen(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse::<SocketAddr>() {
+        return Ok(a);
+    }
+    if let Ok(ip) = s.trim_matches(|c| c == '[' || c == ']').parse::<std::net::IpAddr>() {
+        return Ok(SocketAddr::new(ip, DEFAULT_PORT));
+    }
+    if let Some(port) = s.strip_prefix(':') {
+        if let Ok(p) = port.parse::<u16>() {
+            return Ok(SocketAddr::from(([0, 0, 0, 0], p)));
+        }
+    }
+    Err(format!("invalid listen address '{s}': use ADDR:PORT, e.g. 0.0.0.0:2000 or [::]:2000"))
+}
+
+/// Resolves `HOST` or `HOST:PORT` (port 2000 by default).
+pub fn resolve(server: &str) -> Result<SocketAddr, String> {
+    let with_port = if server.parse::<std::net::IpAddr>().is_ok() || !server.contains(':') {
+        let host = server.trim_matches(|c| c == '[' || c == ']');
+        if host.contains(':') { format!("[{host}]:{DEFAULT_PORT}") } else { format!("{host}:{DEFAULT_PORT}") }
+    } else {
+        server.to_string()
+    };
+    with_port
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve '{server}': {e}"))?
+        .next()
+        .ok_or_else(|| format!("'{server}' has no address"))
+}
+
+fn init_logging(level: log::LevelFilter) {
+    let config = simplelog::ConfigBuilder::new()
+        .set_target_level(log::LevelFilter::Off)
+        .set_thread_level(log::LevelFilter::Off)
+        .set_time_format_rfc3339()
+        .build();
+    let _ = simplelog::WriteLogger::init(level, config, std::io::stderr());
+}
+
+/// Runs the parsed command line; returns the process exit code.
+pub fn run(args: Args) -> i32 {
+    if args.version {
+        println!("btestd {} ({})", env!("CARGO_PKG_VERSION"), option_env!("BTESTD_GIT_REV").unwrap_or("unknown"));
+        return 0;
+    }
+    match args.cmd {
+        Some(Sub::Serve(a)) => serve(a),
+        Some(Sub::Client(a)) => client(a),
+        None => {
+            eprintln!("btestd: give a subcommand (serve, client); see btestd --help");
+            1
+        }
+    }
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+fn serve(a: ServeArgs) -> i32 {
+    init_logging(if a.verbose {
+        log::LevelFilter::Debug
+    } else if a.quiet {
+        log::LevelFilter::Warn
+    } else {
+        log::LevelFilter::Info
+    });
+    let listen: Result<Vec<SocketAddr>, String> = a.listen.iter().map(|s| parse_listen(s)).collect();
+    let listen = match listen {
+        Ok(l) => l,
+        Err(e) => {
+            log::error!("{e}");
+            return 1;
+        }
+    };
+    let mut users = Users::default();
+    let auth = match (&a.user, &a.password) {
+        (Some(u), Some(p)) => {
+            users.insert(User::with_password(u, p, a.auth_scheme == Scheme::Md5));
+            Some(a.auth_scheme)
+        }
+        (None, None) => None,
+        _ => {
+            log::error!("--user and --password go together: give both to require authentication, or neither");
+            return 1;
+        }
+    };
+    if a.handshake_timeout == 0 || a.idle_timeout == 0 || a.join_timeout == 0 {
+        log::error!("timeouts must be at least 1 second");
+        return 1;
+    }
+    let config = server::Config {
+        listen_explicit: !listen.is_empty(),
+        listen: if listen.is_empty() { server::Config::default_listen() } else { listen },
+        auth,
+        users,
+        limits: Limits {
+            handshake_timeout: secs(a.handshake_timeout),
+            idle_timeout: secs(a.idle_timeout),
+            join_timeout: secs(a.join_timeout),
+            max_sessions: a.max_sessions,
+            max_sessions_per_ip: a.max_sessions_per_ip,
+            max_connections_per_test: a.max_connections,
+            max_handshakes: a.max_handshakes,
+            max_duration: (a.max_duration > 0).then(|| secs(a.max_duration)),
+            max_rate_per_session: a.max_rate,
+        },
+    };
+    let result = server::Server::bind(config).and_then(|mut s| s.run());
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            log::error!("{e}");
+            1
+        }
+    }
+}
+
+fn client(a: ClientArgs) -> i32 {
+    init_logging(log::LevelFilter::Warn);
+    let server = match resolve(&a.server) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("btestd client: {e}");
+            return 1;
+        }
+    };
+    if !(a.duration > 0.0 && a.duration.is_finite()) {
+        eprintln!("btestd client: --duration must be a positive number of seconds");
+        return 1;
+    }
+    if a.connections == 0 {
+        eprintln!("btestd client: --connections must be at least 1");
+        return 1;
+    }
+    let config = client::Config {
+        server,
+        proto: a.proto,
+        direction: a.direction,
+        duration: Duration::from_secs_f64(a.duration),
+        connections: a.connections,
+        tx_size: a.tx_size.unwrap_or(match a.proto {
+            Protocol::Tcp => 32768,
+            Protocol::Udp => 1500,
+        }),
+        local_speed: a.speed,
+        remote_speed: a.remote_speed,
+        random: a.random,
+        credentials: a.user.map(|user| Credentials { user, password: a.password }),
+        connect_timeout: Duration::from_secs(10),
+    };
+    let stdout = std::io::stdout();
+    let mut reporter: Box<dyn report::Reporter> = match a.format.as_str() {
+        "text" => Box::new(report::Text(stdout.lock())),
+        "csv" => Box::new(report::Csv::new(stdout.lock())),
+        other => {
+            eprintln!("btestd client: invalid --format '{other}': use text or csv");
+            return 1;
+        }
+    };
+    match client::run(&config, reporter.as_mut()) {
+        Ok(s) if s.ended_by_server => 2,
+        Ok(_) => 0,
+        Err(e) => {
+            eprintln!("btestd client: {e}");
+            1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_accept_decimal_suffixes() {
+        assert_eq!(parse_rate("0"), Ok(0));
+        assert_eq!(parse_rate("1500"), Ok(1500));
+        assert_eq!(parse_rate("10k"), Ok(10_000));
+        assert_eq!(parse_rate("100M"), Ok(100_000_000));
+        assert_eq!(parse_rate("1.5G"), Ok(1_500_000_000));
+        assert!(parse_rate("fast").is_err());
+        assert!(parse_rate("-1").is_err());
+        assert!(parse_rate("10x").is_err());
+        assert!(parse_rate32("5G").unwrap_err().contains("maximum"));
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(parse_listen("127.0.0.1:2000").unwrap().to_string(), "127.0.0.1:2000");
+        assert_eq!(parse_listen("[::]:2001").unwrap().to_string(), "[::]:2001");
+        assert_eq!(parse_listen("10.0.0.1").unwrap().to_string(), "10.0.0.1:2000");
+        assert_eq!(parse_listen("::1").unwrap().to_string(), "[::1]:2000");
+        assert_eq!(parse_listen(":3000").unwrap().to_string(), "0.0.0.0:3000");
+        assert!(parse_listen("nowhere").is_err());
+    }
+
+    #[test]
+    fn server_addresses_default_to_port_2000() {
+        assert_eq!(resolve("127.0.0.1").unwrap().to_string(), "127.0.0.1:2000");
+        assert_eq!(resolve("127.0.0.1:2500").unwrap().to_string(), "127.0.0.1:2500");
+        assert_eq!(resolve("::1").unwrap().to_string(), "[::1]:2000");
+        assert_eq!(resolve("[::1]:2600").unwrap().to_string(), "[::1]:2600");
+    }
+
+    #[test]
+    fn client_directions_map_to_server_view() {
+        assert_eq!(parse_direction("send"), Ok(Direction::ClientToServer));
+        assert_eq!(parse_direction("receive"), Ok(Direction::ServerToClient));
+        assert_eq!(parse_direction("both"), Ok(Direction::Both));
+        assert!(parse_direction("up").is_err());
+    }
+}

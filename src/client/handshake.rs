@@ -1,0 +1,124 @@
+//! The client side of the control-connection handshake, done with blocking
+//! reads and timeouts before the data phase switches to the event loop.
+
+use super::ClientError;
+use crate::auth::{ecsrp5, md5};
+use crate::proto::{Command, Reply, command, reply};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// Credentials for servers that ask for them.
+#[derive(Clone)]
+pub struct Credentials {
+    pub user: String,
+    pub password: String,
+}
+
+/// What the server granted.
+pub struct Granted {
+    pub token: Option<u16>,
+    /// The server's UDP data port, for UDP tests.
+    pub udp_port: Option<u16>,
+}
+
+pub fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, ClientError> {
+    let s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| ClientError::Connect { addr, source: e })?;
+    s.set_read_timeout(Some(timeout)).map_err(ClientError::Io)?;
+    s.set_write_timeout(Some(timeout)).map_err(ClientError::Io)?;
+    let _ = s.set_nodelay(true);
+    Ok(s)
+}
+
+fn read_exact<const N: usize>(s: &mut TcpStream, what: &'static str) -> Result<[u8; N], ClientError> {
+    let mut b = [0u8; N];
+    s.read_exact(&mut b).map_err(|e| ClientError::Handshake { what, source: e })?;
+    Ok(b)
+}
+
+fn send(s: &mut TcpStream, bytes: &[u8], what: &'static str) -> Result<(), ClientError> {
+    s.write_all(bytes).map_err(|e| ClientError::Handshake { what, source: e })
+}
+
+fn expect_hello(s: &mut TcpStream) -> Result<(), ClientError> {
+    let hello = read_exact::<4>(s, "server hello")?;
+    if hello != reply::HELLO {
+        return Err(ClientError::Protocol(format!("server hello was {hello:02x?}, expected 01 00 00 00")));
+    }
+    Ok(())
+}
+
+/// Runs HELLO, command and authentication on the primary connection.
+pub fn primary(s: &mut TcpStream, cmd: &Command, creds: Option<&Credentials>) -> Result<Granted, ClientError> {
+    expect_hello(s)?;
+    send(s, &cmd.emit(), "command")?;
+    let mut rep = parse_reply(read_exact::<4>(s, "command reply")?)?;
+    if matches!(rep, Reply::Md5Challenge | Reply::EcSrp5) {
+        let scheme = if rep == Reply::Md5Challenge { "md5" } else { "ecsrp5" };
+        let creds = creds.ok_or(ClientError::AuthRequired(scheme))?;
+        match rep {
+            Reply::Md5Challenge => md5_exchange(s, creds)?,
+            _ => ecsrp5_exchange(s, creds)?,
+        }
+        rep = parse_reply(read_exact::<4>(s, "authentication result")?)?;
+    }
+    let token = match rep {
+        Reply::Ok(token) => token,
+        Reply::Failed => return Err(ClientError::Refused),
+        other => return Err(ClientError::Protocol(format!("unexpected reply {other:?} after authentication"))),
+    };
+    let udp_port = match cmd.proto {
+        crate::proto::Protocol::Udp => Some(u16::from_be_bytes(read_exact::<2>(s, "UDP port")?)),
+        crate::proto::Protocol::Tcp => None,
+    };
+    Ok(Granted { token, udp_port })
+}
+
+/// Joins a secondary connection to the session `token` names.
+pub fn secondary(s: &mut TcpStream, token: u16) -> Result<(), ClientError> {
+    expect_hello(s)?;
+    send(s, &command::emit_join(token), "join request")?;
+    match parse_reply(read_exact::<4>(s, "join reply")?)? {
+        Reply::Ok(Some(t)) if t == token => Ok(()),
+        Reply::Failed => Err(ClientError::Refused),
+        other => Err(ClientError::Protocol(format!("join answered with {other:?}"))),
+    }
+}
+
+fn parse_reply(b: [u8; 4]) -> Result<Reply, ClientError> {
+    Reply::parse(&b).map_err(|e| ClientError::Protocol(e.to_string()))
+}
+
+fn md5_exchange(s: &mut TcpStream, creds: &Credentials) -> Result<(), ClientError> {
+    let challenge = read_exact::<16>(s, "MD5 challenge")?;
+    let resp = md5::emit_response(creds.user.as_bytes(), creds.password.as_bytes(), &challenge);
+    send(s, &resp, "MD5 response")
+}
+
+fn read_frame(s: &mut TcpStream, what: &'static str) -> Result<Vec<u8>, ClientError> {
+    let [len] = read_exact::<1>(s, what)?;
+    // A failure reply arrives where a frame was expected: `00 00 00 00`.
+    if len == 0 {
+        return Err(ClientError::Refused);
+    }
+    let mut b = vec![0u8; usize::from(len)];
+    s.read_exact(&mut b).map_err(|e| ClientError::Handshake { what, source: e })?;
+    Ok(b)
+}
+
+fn ecsrp5_exchange(s: &mut TcpStream, creds: &Credentials) -> Result<(), ClientError> {
+    let s_a = crate::sysrand::bytes::<32>();
+    let (mut hs, msg1) = ecsrp5::ClientHandshake::start(creds.user.as_bytes(), creds.password.as_bytes(), &s_a)
+        .map_err(|e| ClientError::Protocol(format!("EC-SRP5: {e}")))?;
+    let len = u8::try_from(msg1.len()).map_err(|_| ClientError::Protocol("user name too long for EC-SRP5".into()))?;
+    let mut frame = vec![len];
+    frame.extend_from_slice(&msg1);
+    send(s, &frame, "EC-SRP5 client hello")?;
+    let msg2 = read_frame(s, "EC-SRP5 server hello")?;
+    let cc = hs.on_server_hello(&msg2).map_err(|e| ClientError::Protocol(format!("EC-SRP5: {e}")))?;
+    let mut frame = vec![32u8];
+    frame.extend_from_slice(&cc);
+    send(s, &frame, "EC-SRP5 confirmation")?;
+    let server_cc = read_frame(s, "EC-SRP5 server confirmation")?;
+    hs.verify_server(&server_cc).map_err(|_| ClientError::ServerProof)
+}

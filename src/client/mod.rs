@@ -1,0 +1,350 @@
+//! `btestd client`: the client side of the protocol, used by the tests and
+//! benchmarks and usable against RouterOS's own bandwidth server.
+//!
+//! The handshake is blocking (with timeouts); the data phase runs on a mio
+//! loop of its own so one thread can drive many connections at full rate.
+
+pub mod handshake;
+pub mod report;
+
+pub use handshake::Credentials;
+
+use crate::cpu::CpuSampler;
+use crate::pacer::TokenBucket;
+use crate::proto::{Command, Direction, Protocol};
+use crate::stream::Stream;
+use mio::{Events, Interest, Poll, Token};
+use report::{Interval, Reporter};
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// What to test.
+#[derive(Clone)]
+pub struct Config {
+    pub server: SocketAddr,
+    pub proto: Protocol,
+    /// Server's view, as on the wire.
+    pub direction: Direction,
+    pub duration: Duration,
+    /// Number of TCP connections (1 = single).
+    pub connections: u8,
+    pub tx_size: u16,
+    /// Our own transmit rate, bits/s (0 = unlimited).
+    pub local_speed: u32,
+    /// The rate we ask the server to transmit at, bits/s (0 = unlimited).
+    pub remote_speed: u32,
+    pub random: bool,
+    pub credentials: Option<Credentials>,
+    pub connect_timeout: Duration,
+}
+
+impl Config {
+    pub fn command(&self) -> Command {
+        Command {
+            proto: self.proto,
+            direction: self.direction,
+            random: self.random,
+            conn_count: if self.connections > 1 { self.connections } else { 0 },
+            tx_size: self.tx_size,
+            client_buf_size: 0,
+            remote_tx_speed: self.remote_speed,
+            local_tx_speed: self.local_speed,
+        }
+    }
+}
+
+/// Why a client run failed.
+#[derive(Debug)]
+pub enum ClientError {
+    Connect {
+        addr: SocketAddr,
+        source: io::Error,
+    },
+    Handshake {
+        what: &'static str,
+        source: io::Error,
+    },
+    Protocol(String),
+    /// The server asked for credentials (scheme named) and none were given.
+    AuthRequired(&'static str),
+    /// The server answered `00 00 00 00`: wrong credentials or refused by a limit.
+    Refused,
+    /// EC-SRP5: the server could not prove it knows the validator.
+    ServerProof,
+    Unsupported(&'static str),
+    Io(io::Error),
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Connect { addr, source } => write!(f, "cannot connect to {addr}: {source}"),
+            ClientError::Handshake { what, source } => {
+                write!(f, "handshake failed while reading/sending the {what}: {source}")
+            }
+            ClientError::Protocol(m) => write!(f, "protocol error: {m}"),
+            ClientError::AuthRequired(s) => {
+                write!(f, "the server requires authentication ({s}); give --user and --password")
+            }
+            ClientError::Refused => write!(
+                f,
+                "the server refused the test: authentication failed or a server limit was reached (see the server log)"
+            ),
+            ClientError::ServerProof => {
+                write!(f, "the server failed to prove the password (EC-SRP5); it may be an impostor")
+            }
+            ClientError::Unsupported(m) => write!(f, "{m}"),
+            ClientError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+/// Totals of a run.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub seconds: f64,
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    /// Sum of the byte counts in the server's status messages.
+    pub remote_rx_bytes: u64,
+    pub local_cpu: Option<u8>,
+    pub remote_cpu: Option<u8>,
+    pub lost_packets: u64,
+    /// The server closed the test before the duration ended.
+    pub ended_by_server: bool,
+}
+
+const IO_BUDGET: u32 = 16;
+const BUF_LEN: usize = 256 * 1024;
+
+/// Runs a test and reports each second through `reporter`.
+pub fn run(config: &Config, reporter: &mut dyn Reporter) -> Result<Summary, ClientError> {
+    if config.proto == Protocol::Udp {
+        return Err(ClientError::Unsupported("UDP tests are not supported by this client yet"));
+    }
+    let cmd = config.command();
+    let mut primary = handshake::connect(config.server, config.connect_timeout)?;
+    let granted = handshake::primary(&mut primary, &cmd, config.credentials.as_ref())?;
+    let mut socks = vec![primary];
+    if cmd.connections() > 1 {
+        let token = granted
+            .token
+            .ok_or_else(|| ClientError::Protocol("multi-connection OK carried no session token".into()))?;
+        for _ in 1..cmd.connections() {
+            let mut s = handshake::connect(config.server, config.connect_timeout)?;
+            handshake::secondary(&mut s, token)?;
+            socks.push(s);
+        }
+    }
+    tcp_data_phase(config, &cmd, socks, reporter)
+}
+
+fn tcp_data_phase(
+    config: &Config,
+    cmd: &Command,
+    socks: Vec<std::net::TcpStream>,
+    reporter: &mut dyn Reporter,
+) -> Result<Summary, ClientError> {
+    let mut poll = Poll::new().map_err(ClientError::Io)?;
+    let block = if cmd.tx_size == 0 { 32768 } else { cmd.tx_size };
+    let mut streams = Vec::with_capacity(socks.len());
+    for (i, s) in socks.into_iter().enumerate() {
+        s.set_nonblocking(true).map_err(ClientError::Io)?;
+        let mut st = Stream::new(mio::net::TcpStream::from_std(s), block, cmd.random, block);
+        poll.registry()
+            .register(&mut st.sock, Token(i), Interest::READABLE | Interest::WRITABLE)
+            .map_err(ClientError::Io)?;
+        streams.push(st);
+    }
+    let transmit = cmd.direction.server_receives();
+    let payload = crate::stream::payload(BUF_LEN, config.random);
+    let mut scratch = vec![0u8; BUF_LEN].into_boxed_slice();
+    let start = Instant::now();
+    let end = start + config.duration;
+    let mut pacer =
+        TokenBucket::new(u64::from(config.local_speed), TokenBucket::tcp_burst(u64::from(config.local_speed)), start);
+    let mut pace_wake: Option<Instant> = None;
+    let mut cpu = CpuSampler::new();
+    cpu.sample();
+    let mut next_report = start + Duration::from_secs(1);
+    let mut last = Interval::default();
+    let mut second = 0u32;
+    let mut summary = Summary::default();
+    let mut seen_statuses = vec![0u32; streams.len()];
+    let mut pending: Vec<(usize, bool)> = Vec::new();
+    let mut events = Events::with_capacity(256);
+    // Kick off writing on every connection.
+    let mut writable: Vec<usize> = (0..streams.len()).collect();
+
+    'run: loop {
+        let now = Instant::now();
+        // Write and read passes for connections that need one.
+        for i in std::mem::take(&mut writable) {
+            let Some(st) = streams.get_mut(i) else { continue };
+            let allowance = if transmit { pacer.available(now) } else { 0 };
+            let w = st.write(transmit.then_some(&payload[..]), allowance, IO_BUDGET).map_err(ClientError::Io)?;
+            pacer.consume(w.payload);
+            if w.more {
+                pending.push((i, false));
+            } else if transmit && !w.blocked && pacer.is_limited() {
+                pace_wake = Some(pacer.ready_at(pacer.burst()));
+            }
+        }
+        for (i, read) in std::mem::take(&mut pending) {
+            if read {
+                if read_stream(&mut streams, i, &mut scratch, &mut pending)? {
+                    summary.ended_by_server = true;
+                    break 'run;
+                }
+            } else {
+                writable.push(i);
+            }
+        }
+        let now = Instant::now();
+        if now >= next_report || now >= end {
+            let cur = totals(&streams, &mut seen_statuses, &mut summary);
+            second += 1;
+            let iv = Interval {
+                second,
+                seconds: (now - start).as_secs_f64().min(f64::from(second)),
+                tx_bytes: cur.tx_bytes - last.tx_bytes,
+                rx_bytes: cur.rx_bytes - last.rx_bytes,
+                remote_rx_bytes: cur.remote_rx_bytes - last.remote_rx_bytes,
+                local_cpu: cpu.sample(),
+                remote_cpu: summary.remote_cpu,
+                lost_packets: 0,
+            };
+            summary.local_cpu = iv.local_cpu;
+            if now < end || iv.tx_bytes + iv.rx_bytes > 0 {
+                reporter.interval(&iv);
+            }
+            last = cur;
+            next_report += Duration::from_secs(1);
+            if now >= end {
+                break;
+            }
+        }
+        if pace_wake.is_some_and(|w| now >= w) {
+            pace_wake = None;
+            writable.extend(0..streams.len());
+        }
+        let mut deadline = next_report.min(end);
+        if let Some(w) = pace_wake {
+            deadline = deadline.min(w);
+        }
+        let timeout = if writable.is_empty() && pending.is_empty() {
+            deadline.saturating_duration_since(Instant::now())
+        } else {
+            Duration::ZERO
+        };
+        if let Err(e) = poll.poll(&mut events, Some(timeout)) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(ClientError::Io(e));
+        }
+        for ev in events.iter() {
+            let i = ev.token().0;
+            if ev.is_writable() {
+                if let Some(st) = streams.get_mut(i) {
+                    st.write_blocked = false;
+                }
+                writable.push(i);
+            }
+            if (ev.is_readable() || ev.is_read_closed() || ev.is_error())
+                && read_stream(&mut streams, i, &mut scratch, &mut pending)?
+            {
+                summary.ended_by_server = true;
+                break 'run;
+            }
+        }
+    }
+    let t = totals(&streams, &mut seen_statuses, &mut summary);
+    summary.seconds = start.elapsed().as_secs_f64().min(config.duration.as_secs_f64());
+    summary.tx_bytes = t.tx_bytes;
+    summary.rx_bytes = t.rx_bytes;
+    summary.remote_rx_bytes = t.remote_rx_bytes;
+    close_gracefully(&mut poll, &mut streams, &mut scratch);
+    reporter.summary(&summary);
+    Ok(summary)
+}
+
+/// Half-closes every connection and discards what the server still sends
+/// until it closes too (bounded), so the server reads every byte we sent
+/// instead of losing the tail to a reset.
+fn close_gracefully(poll: &mut Poll, streams: &mut [Stream], scratch: &mut [u8]) {
+    let mut open: Vec<bool> = streams.iter().map(|st| st.sock.shutdown(std::net::Shutdown::Write).is_ok()).collect();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let mut events = Events::with_capacity(64);
+    let mut check: Vec<usize> = (0..streams.len()).collect();
+    while open.iter().any(|&o| o) {
+        for i in std::mem::take(&mut check) {
+            let Some(st) = streams.get_mut(i) else { continue };
+            loop {
+                match io::Read::read(&mut st.sock, scratch) {
+                    Ok(0) => {
+                        open[i] = false;
+                        break;
+                    }
+                    Ok(_) => {}
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(_) => {
+                        open[i] = false;
+                        break;
+                    }
+                }
+            }
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || !open.iter().any(|&o| o) {
+            break;
+        }
+        if poll.poll(&mut events, Some(left)).is_err() {
+            break;
+        }
+        check.extend(events.iter().map(|e| e.token().0));
+    }
+}
+
+/// Reads one connection; true when the server closed it.
+fn read_stream(
+    streams: &mut [Stream],
+    i: usize,
+    scratch: &mut [u8],
+    pending: &mut Vec<(usize, bool)>,
+) -> Result<bool, ClientError> {
+    let Some(st) = streams.get_mut(i) else { return Ok(false) };
+    match st.read(scratch, IO_BUDGET) {
+        Ok(r) if r.eof => Ok(true),
+        Ok(r) => {
+            if r.more {
+                pending.push((i, true));
+            }
+            Ok(false)
+        }
+        Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe) => Ok(true),
+        Err(e) => Err(ClientError::Io(e)),
+    }
+}
+
+/// Running totals across connections; folds new peer statuses into `summary`.
+fn totals(streams: &[Stream], seen: &mut [u32], summary: &mut Summary) -> Interval {
+    let mut t = Interval::default();
+    for (st, seen) in streams.iter().zip(seen.iter_mut()) {
+        t.tx_bytes += st.tx_bytes;
+        t.rx_bytes += st.rx_bytes;
+        if st.peer.count != *seen {
+            *seen = st.peer.count;
+            if let Some(s) = st.peer.last {
+                summary.remote_cpu = s.cpu.or(summary.remote_cpu);
+            }
+        }
+        t.remote_rx_bytes += st.peer.bytes;
+    }
+    t
+}

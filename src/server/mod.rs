@@ -1,0 +1,850 @@
+//! The btest server: one mio event loop for every socket.
+//!
+//! Connections live in a slab indexed by their mio token; a connection is in
+//! the handshake until its command is accepted (or it joins a session), then
+//! belongs to a session. Sessions own the clocks (status, pacing, timeouts),
+//! which feed one deadline heap whose earliest entry is the poll timeout.
+
+pub mod handshake;
+pub mod session;
+pub mod signals;
+pub mod slab;
+pub mod timers;
+
+use crate::auth::{Scheme, Users};
+use crate::cpu::CpuSampler;
+use crate::pacer::TokenBucket;
+use crate::proto::{Command, Protocol, Status, command, reply};
+use crate::stream::Stream;
+use handshake::{AuthConfig, Event, Handshake, HandshakeError};
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token};
+use session::{EndReason, Phase, Session};
+use slab::Slab;
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+use timers::{Owner, Timers, take_if_live};
+
+/// Operator limits; every one has a safe default.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// A connection must finish its handshake within this time.
+    pub handshake_timeout: Duration,
+    /// A session with no test data moving either way for this long ends.
+    pub idle_timeout: Duration,
+    /// Secondaries of a multi-connection test must join within this time.
+    pub join_timeout: Duration,
+    /// Concurrent tests, all clients together.
+    pub max_sessions: usize,
+    /// Concurrent tests from one client IP.
+    pub max_sessions_per_ip: usize,
+    /// Largest TCP connection count a test may ask for.
+    pub max_connections_per_test: u8,
+    /// Connections still in their handshake, all clients together.
+    pub max_handshakes: usize,
+    /// Longest test; None = until the client stops it.
+    pub max_duration: Option<Duration>,
+    /// Cap on the server's transmit rate per test, bits/s (0 = none).
+    pub max_rate_per_session: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(15),
+            join_timeout: Duration::from_secs(5),
+            max_sessions: 100,
+            max_sessions_per_ip: 10,
+            max_connections_per_test: 32,
+            max_handshakes: 256,
+            max_duration: None,
+            max_rate_per_session: 0,
+        }
+    }
+}
+
+/// Everything `btestd serve` needs to run.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: Vec<SocketAddr>,
+    /// When false, addresses that fail to bind (e.g. IPv6 on a kernel
+    /// without it) are skipped as long as one binds.
+    pub listen_explicit: bool,
+    /// None: no authentication.
+    pub auth: Option<Scheme>,
+    pub users: Users,
+    pub limits: Limits,
+}
+
+impl Config {
+    /// Listen on TCP 2000 on every IPv4 and IPv6 address.
+    pub fn default_listen() -> Vec<SocketAddr> {
+        vec![
+            SocketAddr::from(([0, 0, 0, 0], crate::proto::DEFAULT_PORT)),
+            SocketAddr::from(([0u16; 8], crate::proto::DEFAULT_PORT)),
+        ]
+    }
+}
+
+/// Why the server could not start or keep running.
+#[derive(Debug)]
+pub enum ServerError {
+    Bind { addr: SocketAddr, source: io::Error },
+    NoListeners,
+    Poll(io::Error),
+    Signals(io::Error),
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerError::Bind { addr, source } if source.kind() == io::ErrorKind::AddrInUse => write!(
+                f,
+                "cannot listen on {addr}: address in use — is another btest server (or RouterOS's own) running? Use --listen to pick another address"
+            ),
+            ServerError::Bind { addr, source } => write!(f, "cannot listen on {addr}: {source}"),
+            ServerError::NoListeners => {
+                write!(f, "no listening address could be bound; give one with --listen ADDR:PORT")
+            }
+            ServerError::Poll(e) => write!(f, "event loop failed: {e}"),
+            ServerError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+/// Token kinds, in the low two bits of a mio token.
+const KIND_LISTENER: usize = 0;
+const KIND_CONN: usize = 1;
+const KIND_SIGNAL: usize = 3;
+
+fn token(kind: usize, id: usize) -> Token {
+    Token(id << 2 | kind)
+}
+
+/// Reads or writes per readiness event before yielding to other sockets.
+const IO_BUDGET: u32 = 16;
+/// How long the other connections of a test may still deliver data after
+/// the peer closed one of them.
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
+/// Size of the shared receive scratch and transmit payload buffers.
+const BUF_LEN: usize = 256 * 1024;
+
+enum Role {
+    Handshake(Box<Handshake>),
+    Data { session: usize },
+}
+
+struct Conn {
+    stream: Stream,
+    peer: SocketAddr,
+    role: Role,
+    /// Handshake deadline timer.
+    armed: Option<Instant>,
+    /// The peer closed its side (EOF or reset).
+    eof: bool,
+    /// Already queued for another pass without a new readiness event.
+    queued_read: bool,
+    queued_write: bool,
+}
+
+/// Shared buffers: the loop is single-threaded, so one of each serves all.
+struct Buffers {
+    scratch: Box<[u8]>,
+    zeros: Box<[u8]>,
+    /// Random payload without the status tag byte, made on first use.
+    random: Option<Box<[u8]>>,
+}
+
+impl Buffers {
+    fn payload(&mut self, random: bool) -> &[u8] {
+        if !random {
+            return &self.zeros;
+        }
+        self.random.get_or_insert_with(|| crate::stream::payload(BUF_LEN, true))
+    }
+}
+
+pub struct Server {
+    poll: Poll,
+    listeners: Vec<TcpListener>,
+    signals: signals::Signals,
+    conns: Slab<Conn>,
+    sessions: Slab<Session>,
+    /// Multi-connection sessions still accepting secondaries, by token.
+    joining: HashMap<u16, usize>,
+    sessions_per_ip: HashMap<IpAddr, usize>,
+    handshakes: usize,
+    timers: Timers,
+    tick_armed: Option<Instant>,
+    /// Connections that used their I/O budget and must be served again.
+    ready: Vec<(usize, bool)>,
+    bufs: Buffers,
+    cpu: CpuSampler,
+    cpu_now: Option<u8>,
+    auth: Option<Scheme>,
+    users: Users,
+    secret: [u8; 32],
+    limits: Limits,
+    next_session_id: u64,
+    stopping: bool,
+}
+
+impl Server {
+    /// Binds every listening address and installs signal handlers.
+    pub fn bind(config: Config) -> Result<Server, ServerError> {
+        let poll = Poll::new().map_err(ServerError::Poll)?;
+        let mut listeners = Vec::new();
+        for addr in &config.listen {
+            match crate::net::tcp_listener(*addr, 1024) {
+                Ok(l) => listeners.push(l),
+                Err(source) if config.listen_explicit => return Err(ServerError::Bind { addr: *addr, source }),
+                Err(source) if source.kind() == io::ErrorKind::AddrInUse => {
+                    return Err(ServerError::Bind { addr: *addr, source });
+                }
+                Err(e) => log::warn!("not listening on {addr}: {e}"),
+            }
+        }
+        if listeners.is_empty() {
+            return Err(ServerError::NoListeners);
+        }
+        for (i, l) in listeners.iter_mut().enumerate() {
+            poll.registry().register(l, token(KIND_LISTENER, i), Interest::READABLE).map_err(ServerError::Poll)?;
+        }
+        let signals = signals::Signals::install().map_err(ServerError::Signals)?;
+        poll.registry()
+            .register(&mut mio::unix::SourceFd(&signals.fd()), token(KIND_SIGNAL, 0), Interest::READABLE)
+            .map_err(ServerError::Poll)?;
+        Ok(Server {
+            poll,
+            listeners,
+            signals,
+            conns: Slab::new(),
+            sessions: Slab::new(),
+            joining: HashMap::new(),
+            sessions_per_ip: HashMap::new(),
+            handshakes: 0,
+            timers: Timers::new(),
+            tick_armed: None,
+            ready: Vec::new(),
+            bufs: Buffers {
+                scratch: vec![0u8; BUF_LEN].into_boxed_slice(),
+                zeros: vec![0u8; BUF_LEN].into_boxed_slice(),
+                random: None,
+            },
+            cpu: CpuSampler::new(),
+            cpu_now: None,
+            auth: config.auth,
+            users: config.users,
+            secret: crate::sysrand::bytes(),
+            limits: config.limits,
+            next_session_id: 1,
+            stopping: false,
+        })
+    }
+
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners.iter().filter_map(|l| l.local_addr().ok()).collect()
+    }
+
+    /// Serves until SIGTERM or SIGINT.
+    pub fn run(&mut self) -> Result<(), ServerError> {
+        for a in self.local_addrs() {
+            log::info!("listening on {a}");
+        }
+        match self.auth {
+            None => log::info!("authentication disabled"),
+            Some(s) => log::info!("authentication: {s}, {} user(s)", self.users.len()),
+        }
+        let mut events = Events::with_capacity(1024);
+        let now = Instant::now();
+        self.cpu.sample();
+        self.timers.schedule(Owner::Tick, now + Duration::from_secs(1), &mut self.tick_armed);
+        while !self.stopping {
+            let timeout = if self.ready.is_empty() {
+                self.timers.next().map(|t| t.saturating_duration_since(Instant::now()))
+            } else {
+                Some(Duration::ZERO)
+            };
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(ServerError::Poll(e));
+            }
+            let now = Instant::now();
+            for ev in events.iter() {
+                let (kind, id) = (ev.token().0 & 3, ev.token().0 >> 2);
+                match kind {
+                    KIND_LISTENER => self.accept(id, now),
+                    KIND_CONN => {
+                        if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
+                            if let Some(c) = self.conns.get_mut(id) {
+                                c.stream.write_blocked = false;
+                            }
+                            self.on_writable(id, now);
+                        }
+                        if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                            self.on_readable(id, now);
+                        }
+                    }
+                    KIND_SIGNAL => self.on_signal(),
+                    _ => {}
+                }
+            }
+            self.serve_ready(now);
+            self.run_timers(Instant::now());
+        }
+        self.shutdown();
+        Ok(())
+    }
+
+    fn on_signal(&mut self) {
+        let got = self.signals.drain();
+        if got.stop {
+            log::info!("stop signal received, closing listeners and sessions");
+            self.stopping = true;
+        }
+        if got.reload {
+            log::info!("SIGHUP received; nothing to reload without a user database");
+        }
+    }
+
+    fn shutdown(&mut self) {
+        for mut l in self.listeners.drain(..) {
+            let _ = self.poll.registry().deregister(&mut l);
+        }
+        for key in self.sessions.keys() {
+            self.end_session(key, EndReason::Shutdown);
+        }
+        for key in self.conns.keys() {
+            self.close_conn(key);
+        }
+        log::info!("server stopped");
+    }
+
+    fn accept(&mut self, idx: usize, now: Instant) {
+        loop {
+            let Some(listener) = self.listeners.get(idx) else { return };
+            match listener.accept() {
+                Ok((sock, peer)) => self.on_accept(sock, peer, now),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if is_fd_exhaustion(&e) => {
+                    // The pending connection stays queued; the next tick retries.
+                    log::warn!(
+                        "cannot accept connections: {e}; raise the open-file limit (ulimit -n) or lower --max-sessions"
+                    );
+                    return;
+                }
+                Err(e) => log::debug!("accept: {e}"),
+            }
+        }
+    }
+
+    fn on_accept(&mut self, sock: TcpStream, peer: SocketAddr, now: Instant) {
+        let peer = canonical(peer);
+        if self.handshakes >= self.limits.max_handshakes {
+            log::warn!("{peer}: refused, {} connections already in handshake (--max-handshakes)", self.handshakes);
+            return;
+        }
+        let _ = sock.set_nodelay(true);
+        let key = self.conns.insert(Conn {
+            stream: Stream::new(sock, 1, false, 1),
+            peer,
+            role: Role::Handshake(Box::default()),
+            armed: None,
+            eof: false,
+            queued_read: false,
+            queued_write: false,
+        });
+        let Some(c) = self.conns.get_mut(key) else { return };
+        if let Err(e) = self.poll.registry().register(
+            &mut c.stream.sock,
+            token(KIND_CONN, key),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            log::warn!("{peer}: cannot register connection: {e}");
+            self.conns.remove(key);
+            return;
+        }
+        self.handshakes += 1;
+        c.stream.out.push(&reply::HELLO);
+        self.timers.schedule(Owner::Conn(key), now + self.limits.handshake_timeout, &mut c.armed);
+        log::debug!("{peer}: connected");
+        self.on_writable(key, now);
+    }
+
+    fn on_readable(&mut self, key: usize, now: Instant) {
+        let Some(c) = self.conns.get_mut(key) else { return };
+        match c.role {
+            Role::Handshake(_) => self.read_handshake(key, now),
+            Role::Data { session } => self.read_data(key, session, now),
+        }
+    }
+
+    fn on_writable(&mut self, key: usize, now: Instant) {
+        let Some(c) = self.conns.get_mut(key) else { return };
+        match c.role {
+            Role::Handshake(_) => {
+                if let Err(e) = c.stream.write(None, 0, IO_BUDGET) {
+                    let peer = c.peer;
+                    log::info!("{peer}: write failed during handshake: {e}");
+                    self.close_conn(key);
+                }
+            }
+            Role::Data { session } => self.write_data(key, session, now),
+        }
+    }
+
+    fn read_handshake(&mut self, key: usize, now: Instant) {
+        loop {
+            let Some(c) = self.conns.get_mut(key) else { return };
+            let Role::Handshake(hs) = &mut c.role else { return };
+            let want = hs.want();
+            if want.is_empty() {
+                return;
+            }
+            let n = match io::Read::read(&mut c.stream.sock, want) {
+                Ok(0) => {
+                    log::info!("{}: closed the connection during the handshake ({})", c.peer, hs.state());
+                    self.close_conn(key);
+                    return;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::info!("{}: read failed during the handshake: {e}", c.peer);
+                    self.close_conn(key);
+                    return;
+                }
+            };
+            if !hs.filled(n) {
+                continue;
+            }
+            let peer = c.peer;
+            let joining = &self.joining;
+            let sessions = &self.sessions;
+            let is_join = |raw: &[u8; 16]| join_target(joining, sessions, peer.ip(), raw).is_some();
+            let auth = AuthConfig { scheme: self.auth, users: &self.users, secret: &self.secret };
+            let step = hs.step(&auth, is_join, &mut crate::sysrand::fill, &mut c.stream.out);
+            match step {
+                Ok(Event::Continue) => self.on_writable(key, now),
+                Ok(Event::Join(raw)) => {
+                    self.join(key, &raw, now);
+                    return;
+                }
+                Ok(Event::Ready { cmd, user }) => {
+                    self.admit(key, cmd, user, now);
+                    return;
+                }
+                Err(e) => {
+                    match &e {
+                        HandshakeError::AuthFailed { .. } => log::warn!("{peer}: {e}"),
+                        _ => log::info!("{peer}: {e}; closing"),
+                    }
+                    self.close_conn(key);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Turns a handshake connection into a data connection of `session`.
+    fn attach(&mut self, key: usize, session: usize) {
+        let (Some(s), Some(c)) = (self.sessions.get_mut(session), self.conns.get_mut(key)) else { return };
+        if matches!(c.role, Role::Handshake(_)) {
+            self.handshakes -= 1;
+        }
+        let tx_size = tcp_block(s.cmd.tx_size);
+        c.stream.set_payload(tx_size, s.cmd.random, tx_size);
+        c.role = Role::Data { session };
+        c.armed = None;
+        s.conns.push(key);
+    }
+
+    /// A command passed authentication: apply the limits and start a session.
+    fn admit(&mut self, key: usize, cmd: Command, user: Option<String>, now: Instant) {
+        let Some(peer) = self.conns.get(key).map(|c| c.peer) else { return };
+        let per_ip = self.sessions_per_ip.get(&peer.ip()).copied().unwrap_or(0);
+        let refusal = if self.sessions.len() >= self.limits.max_sessions {
+            Some(format!("server is full: {} tests running (--max-sessions)", self.sessions.len()))
+        } else if per_ip >= self.limits.max_sessions_per_ip {
+            Some(format!("{per_ip} tests already running from this address (--max-sessions-per-ip)"))
+        } else if cmd.connections() > usize::from(self.limits.max_connections_per_test) {
+            Some(format!(
+                "asks for {} TCP connections, the limit is {} (--max-connections)",
+                cmd.connections(),
+                self.limits.max_connections_per_test
+            ))
+        } else if cmd.proto == Protocol::Udp {
+            Some("UDP tests are not supported yet".to_string())
+        } else {
+            None
+        };
+        if let Some(why) = refusal {
+            log::warn!("{peer}: test refused: {why}");
+            if let Some(c) = self.conns.get_mut(key) {
+                c.stream.out.push(&reply::FAILED);
+            }
+            self.close_conn(key);
+            return;
+        }
+
+        let id = self.next_session_id;
+        self.next_session_id += 1;
+        let mut rate = u64::from(cmd.remote_tx_speed);
+        let cap = self.limits.max_rate_per_session;
+        if cap > 0 && (rate == 0 || rate > cap) {
+            rate = cap;
+        }
+        let pacer = TokenBucket::new(rate, TokenBucket::tcp_burst(rate), now);
+        let multi = cmd.is_multi_connection();
+        let phase = Phase::Joining { until: now + self.limits.join_timeout };
+        let complete_on_arrival = cmd.connections() == 1;
+        log::info!(
+            "session {id}: {peer} user={} {} {} conns={} tx_size={} remote_tx_speed={} random={}",
+            user.as_deref().unwrap_or("-"),
+            cmd.proto,
+            cmd.direction,
+            cmd.connections(),
+            cmd.tx_size,
+            cmd.remote_tx_speed,
+            cmd.random
+        );
+        let skey = self.sessions.insert(Session::new(id, peer, user, cmd, phase, pacer, now));
+        *self.sessions_per_ip.entry(peer.ip()).or_insert(0) += 1;
+        // Register the token before the OK goes out, so a fast secondary finds it.
+        let tok = multi.then(|| self.new_token());
+        if let (Some(t), Some(s)) = (tok, self.sessions.get_mut(skey)) {
+            s.token = Some(t);
+            self.joining.insert(t, skey);
+        }
+        self.attach(key, skey);
+        if let Some(c) = self.conns.get_mut(key) {
+            c.stream.out.push(&reply::ok(tok));
+        }
+        if complete_on_arrival {
+            self.start_session(skey, now);
+        } else {
+            self.write_data(key, skey, now);
+            self.reschedule(skey);
+        }
+    }
+
+    /// A session token that can never be mistaken for a command's first two
+    /// bytes (those are 00/01), with no zero byte.
+    fn new_token(&self) -> u16 {
+        loop {
+            let [a, b] = crate::sysrand::bytes::<2>();
+            let t = u16::from_be_bytes([2 + a % 254, 1 + b % 255]);
+            if !self.joining.contains_key(&t) {
+                return t;
+            }
+        }
+    }
+
+    fn join(&mut self, key: usize, raw: &[u8; 16], now: Instant) {
+        let Some(peer) = self.conns.get(key).map(|c| c.peer) else { return };
+        let Some(skey) = join_target(&self.joining, &self.sessions, peer.ip(), raw) else {
+            self.close_conn(key);
+            return;
+        };
+        self.attach(key, skey);
+        let Some(s) = self.sessions.get(skey) else { return };
+        let (tok, complete, id, n, want) = (s.token, s.is_complete(), s.id, s.conns.len(), s.cmd.connections());
+        if let Some(c) = self.conns.get_mut(key) {
+            c.stream.out.push(&reply::ok(tok));
+        }
+        log::debug!("session {id}: connection {n}/{want} joined from {peer}");
+        if complete {
+            self.start_session(skey, now);
+        } else {
+            self.write_data(key, skey, now);
+        }
+    }
+
+    fn start_session(&mut self, skey: usize, now: Instant) {
+        let Some(s) = self.sessions.get_mut(skey) else { return };
+        if let Some(t) = s.token {
+            self.joining.remove(&t);
+        }
+        if !s.is_complete() {
+            log::info!(
+                "session {}: starting with {} of {} connections (join timeout)",
+                s.id,
+                s.conns.len(),
+                s.cmd.connections()
+            );
+        }
+        s.set_phase(Phase::Running, now);
+        for ck in s.conns.clone() {
+            self.write_data(ck, skey, now);
+        }
+        self.reschedule(skey);
+    }
+
+    fn reschedule(&mut self, skey: usize) {
+        let Some(s) = self.sessions.get_mut(skey) else { return };
+        let at = s.next_deadline(self.limits.idle_timeout, self.limits.max_duration);
+        self.timers.schedule(Owner::Session(skey), at, &mut s.armed);
+    }
+
+    fn read_data(&mut self, key: usize, skey: usize, now: Instant) {
+        let Some(c) = self.conns.get_mut(key) else { return };
+        let res = c.stream.read(&mut self.bufs.scratch, IO_BUDGET);
+        let Some(s) = self.sessions.get_mut(skey) else { return };
+        match res {
+            Ok(r) => {
+                if r.bytes > 0 {
+                    s.last_activity = now;
+                }
+                if r.eof {
+                    c.eof = true;
+                    self.peer_closed(skey, now);
+                } else if r.more && !c.queued_read {
+                    c.queued_read = true;
+                    self.ready.push((key, true));
+                }
+            }
+            Err(e) if session::is_peer_close(&e) => {
+                c.eof = true;
+                self.peer_closed(skey, now);
+            }
+            Err(e) => self.end_session(skey, EndReason::from_io(&e)),
+        }
+    }
+
+    /// One connection of a session was closed by the peer: end the session
+    /// once all are closed, or after a short grace for data in flight.
+    fn peer_closed(&mut self, skey: usize, now: Instant) {
+        let Some(s) = self.sessions.get_mut(skey) else { return };
+        if s.conns.iter().all(|k| self.conns.get(*k).is_none_or(|c| c.eof)) {
+            self.end_session(skey, EndReason::PeerClosed);
+        } else if !matches!(s.phase(), Phase::Draining { .. }) {
+            s.set_phase(Phase::Draining { until: now + DRAIN_GRACE }, now);
+            self.reschedule(skey);
+        }
+    }
+
+    fn write_data(&mut self, key: usize, skey: usize, now: Instant) {
+        let (Some(c), Some(s)) = (self.conns.get_mut(key), self.sessions.get_mut(skey)) else { return };
+        let transmitting = s.is_running() && s.cmd.direction.server_transmits();
+        let (payload, allowance) =
+            if transmitting { (Some(self.bufs.payload(s.cmd.random)), s.pacer.available(now)) } else { (None, 0) };
+        match c.stream.write(payload, allowance, IO_BUDGET) {
+            Ok(w) => {
+                if w.payload > 0 {
+                    s.pacer.consume(w.payload);
+                    s.last_activity = now;
+                }
+                if w.more {
+                    if !c.queued_write {
+                        c.queued_write = true;
+                        self.ready.push((key, false));
+                    }
+                } else if transmitting && !w.blocked && s.pacer.is_limited() {
+                    // Out of tokens: wake when a burst's worth has accrued.
+                    let wake = s.pacer.ready_at(s.pacer.burst());
+                    if s.pace_wake.is_none_or(|w| wake < w) {
+                        s.pace_wake = Some(wake);
+                        self.reschedule(skey);
+                    }
+                }
+            }
+            Err(e) if session::is_peer_close(&e) => {
+                c.eof = true;
+                self.peer_closed(skey, now);
+            }
+            Err(e) => self.end_session(skey, EndReason::from_io(&e)),
+        }
+    }
+
+    /// Serves connections that stopped on their I/O budget.
+    fn serve_ready(&mut self, now: Instant) {
+        for (key, read) in std::mem::take(&mut self.ready) {
+            let Some(c) = self.conns.get_mut(key) else { continue };
+            let Role::Data { session } = c.role else { continue };
+            if read {
+                c.queued_read = false;
+                self.read_data(key, session, now);
+            } else {
+                c.queued_write = false;
+                self.write_data(key, session, now);
+            }
+        }
+    }
+
+    fn run_timers(&mut self, now: Instant) {
+        while let Some((at, owner)) = self.timers.pop_due(now) {
+            match owner {
+                Owner::Conn(key) => {
+                    let Some(c) = self.conns.get_mut(key) else { continue };
+                    if !take_if_live(&mut c.armed, at) {
+                        continue;
+                    }
+                    if let Role::Handshake(hs) = &c.role {
+                        log::info!(
+                            "{}: handshake not completed within {} s (waiting for {}); closing",
+                            c.peer,
+                            self.limits.handshake_timeout.as_secs(),
+                            hs.state()
+                        );
+                        self.close_conn(key);
+                    }
+                }
+                Owner::Session(skey) => {
+                    let Some(s) = self.sessions.get_mut(skey) else { continue };
+                    if take_if_live(&mut s.armed, at) {
+                        self.session_timer(skey, now);
+                    }
+                }
+                Owner::Tick => {
+                    if take_if_live(&mut self.tick_armed, at) {
+                        self.cpu_now = self.cpu.sample();
+                        self.timers.schedule(Owner::Tick, now + Duration::from_secs(1), &mut self.tick_armed);
+                        for i in 0..self.listeners.len() {
+                            self.accept(i, now);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn session_timer(&mut self, skey: usize, now: Instant) {
+        let Some(s) = self.sessions.get_mut(skey) else { return };
+        match s.phase() {
+            Phase::Joining { until } if now >= until => self.start_session(skey, now),
+            Phase::Draining { until } if now >= until => {
+                self.end_session(skey, EndReason::PeerClosed);
+                return;
+            }
+            _ => {}
+        }
+        let Some(s) = self.sessions.get_mut(skey) else { return };
+        if now >= s.last_activity + self.limits.idle_timeout {
+            self.end_session(skey, EndReason::IdleTimeout);
+            return;
+        }
+        if let (Some(start), Some(max)) = (s.running_since, self.limits.max_duration) {
+            if now >= start + max {
+                self.end_session(skey, EndReason::MaxDuration);
+                return;
+            }
+        }
+        let status_due = s.is_running() && now >= s.next_status;
+        let pace_due = s.pace_wake.is_some_and(|w| now >= w);
+        if status_due {
+            let st = Status { cpu: self.cpu_now, seq: s.status_seq, bytes: 0 };
+            for &ck in &s.conns {
+                if let Some(c) = self.conns.get_mut(ck) {
+                    let bytes = u32::try_from(c.stream.rx_interval).unwrap_or(u32::MAX);
+                    c.stream.rx_interval = 0;
+                    c.stream.queue_status(&Status { bytes, ..st });
+                }
+            }
+            s.advance_status_clock(now);
+        }
+        if pace_due {
+            s.pace_wake = None;
+        }
+        if status_due || pace_due {
+            for ck in s.conns.clone() {
+                self.write_data(ck, skey, now);
+            }
+        }
+        self.reschedule(skey);
+    }
+
+    fn end_session(&mut self, skey: usize, reason: EndReason) {
+        let Some(s) = self.sessions.remove(skey) else { return };
+        if let Some(t) = s.token {
+            if self.joining.get(&t) == Some(&skey) {
+                self.joining.remove(&t);
+            }
+        }
+        if let Some(n) = self.sessions_per_ip.get_mut(&s.peer.ip()) {
+            *n -= 1;
+            if *n == 0 {
+                self.sessions_per_ip.remove(&s.peer.ip());
+            }
+        }
+        let (mut rx, mut tx, mut statuses, mut peer_cpu) = (s.rx_closed, s.tx_closed, s.peer_statuses, s.peer_cpu);
+        for &ck in &s.conns {
+            if let Some(c) = self.conns.get(ck) {
+                rx += c.stream.rx_bytes;
+                tx += c.stream.tx_bytes;
+                statuses += c.stream.peer.count;
+                if let Some(st) = c.stream.peer.last {
+                    peer_cpu = st.cpu.or(peer_cpu);
+                }
+            }
+        }
+        for &ck in &s.conns {
+            self.close_conn(ck);
+        }
+        let secs = s.running_since.map_or(0.0, |t| t.elapsed().as_secs_f64());
+        let mbps = |b: u64| if secs > 0.0 { b as f64 * 8.0 / secs / 1e6 } else { 0.0 };
+        log::info!(
+            "session {} ended: peer={} user={} proto={} dir={} conns={} secs={:.2} rx_bytes={} tx_bytes={} rx_mbps={:.2} tx_mbps={:.2} peer_statuses={} peer_cpu={} reason={}",
+            s.id,
+            s.peer,
+            s.user.as_deref().unwrap_or("-"),
+            s.cmd.proto,
+            s.cmd.direction,
+            s.conns.len(),
+            secs,
+            rx,
+            tx,
+            mbps(rx),
+            mbps(tx),
+            statuses,
+            peer_cpu.map_or("-".to_string(), |c| c.to_string()),
+            reason
+        );
+    }
+
+    /// Drops a connection, first trying once to send queued control bytes
+    /// (such as the failure reply).
+    fn close_conn(&mut self, key: usize) {
+        let Some(mut c) = self.conns.remove(key) else { return };
+        if matches!(c.role, Role::Handshake(_)) {
+            self.handshakes -= 1;
+        }
+        if !c.stream.out.is_empty() {
+            c.stream.write_blocked = false;
+            let _ = c.stream.write(None, 0, 1);
+        }
+        let _ = self.poll.registry().deregister(&mut c.stream.sock);
+    }
+}
+
+/// The joining session `raw` asks to join from `ip`, if any: by token, or
+/// (tolerantly) by repeating the primary's exact command.
+fn join_target(joining: &HashMap<u16, usize>, sessions: &Slab<Session>, ip: IpAddr, raw: &[u8; 16]) -> Option<usize> {
+    let open = |skey: &usize| sessions.get(*skey).is_some_and(|s| s.peer.ip() == ip && !s.is_complete());
+    if let Some(&skey) = joining.get(&command::join_token(raw)).filter(|k| open(k)) {
+        return Some(skey);
+    }
+    joining.values().copied().find(|k| open(k) && sessions.get(*k).is_some_and(|s| s.cmd.emit() == *raw))
+}
+
+/// TCP write block size: RouterOS sends 32768; 0 would mean nothing.
+fn tcp_block(tx_size: u16) -> u16 {
+    if tx_size == 0 { 32768 } else { tx_size }
+}
+
+/// IPv4-mapped IPv6 peers are logged and limited as the IPv4 they are.
+fn canonical(peer: SocketAddr) -> SocketAddr {
+    SocketAddr::new(peer.ip().to_canonical(), peer.port())
+}
+
+fn is_fd_exhaustion(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM))
+}

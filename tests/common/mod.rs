@@ -1,0 +1,324 @@
+//! Test harness: real `btestd` processes on loopback.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_btestd");
+
+/// A running `btestd serve` whose stderr is collected line by line.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    log: Arc<(Mutex<Vec<String>>, Condvar)>,
+}
+
+impl Server {
+    /// Starts `btestd serve --listen 127.0.0.1:0 <args>` and waits for it to listen.
+    pub fn start(args: &[&str]) -> Server {
+        Server::start_listening(&["127.0.0.1:0"], args)
+    }
+
+    pub fn start_listening(listen: &[&str], args: &[&str]) -> Server {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("serve");
+        for l in listen {
+            cmd.args(["--listen", l]);
+        }
+        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        die_with_parent(&mut cmd);
+        let mut child = cmd.spawn().expect("spawn btestd serve");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new((Mutex::new(Vec::new()), Condvar::new()));
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let (lock, cv) = &*sink;
+                lock.lock().unwrap().push(line);
+                cv.notify_all();
+            }
+        });
+        let mut s = Server { child, addr: "127.0.0.1:1".parse().unwrap(), log };
+        let line = s.wait_log("listening on ", Duration::from_secs(10));
+        let addr = line.rsplit("listening on ").next().unwrap().trim();
+        s.addr = addr.parse().expect("listen address in log");
+        s
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    pub fn log(&self) -> Vec<String> {
+        self.log.0.lock().unwrap().clone()
+    }
+
+    /// Waits for a log line containing `needle`; panics with the log after `timeout`.
+    pub fn wait_log(&self, needle: &str, timeout: Duration) -> String {
+        self.wait_log_count(needle, 1, timeout).pop().unwrap()
+    }
+
+    /// Waits until `count` lines contain `needle`; returns them.
+    pub fn wait_log_count(&self, needle: &str, count: usize, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let (lock, cv) = &*self.log;
+        let mut lines = lock.lock().unwrap();
+        loop {
+            let found: Vec<String> = lines.iter().filter(|l| l.contains(needle)).cloned().collect();
+            if found.len() >= count {
+                return found;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                panic!("timed out waiting for {count} log line(s) with {needle:?}; log:\n{}", lines.join("\n"));
+            }
+            lines = cv.wait_timeout(lines, deadline - now).unwrap().0;
+        }
+    }
+
+    /// The `session N ended:` record for the session that `start_needle`
+    /// identified, as key=value pairs.
+    pub fn session_end(&self, id: u64, timeout: Duration) -> HashMap<String, String> {
+        let line = self.wait_log(&format!("session {id} ended:"), timeout);
+        kv(&line)
+    }
+
+    /// The end record of the session whose primary connection came from `peer`.
+    pub fn session_end_of(&self, peer: SocketAddr, timeout: Duration) -> HashMap<String, String> {
+        kv(&self.wait_log(&format!("ended: peer={peer} "), timeout))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: signals only the child we started.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit status.
+    pub fn stop(mut self) -> (std::process::ExitStatus, Vec<String>) {
+        self.signal(libc::SIGTERM);
+        let status = wait_bounded(&mut self.child, Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(50));
+        (status, self.log())
+    }
+
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+pub fn wait_bounded(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("process {} did not exit within {timeout:?}", child.id());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Parses `key=value` words of a log line.
+pub fn kv(line: &str) -> HashMap<String, String> {
+    line.split_whitespace().filter_map(|w| w.split_once('=').map(|(k, v)| (k.to_string(), v.to_string()))).collect()
+}
+
+pub fn num(m: &HashMap<String, String>, key: &str) -> u64 {
+    m.get(key).unwrap_or_else(|| panic!("no {key} in {m:?}")).parse().unwrap()
+}
+
+/// The CSV summary of a `btestd client` run.
+#[derive(Debug, Clone, Default)]
+pub struct ClientRun {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+    pub seconds: f64,
+    pub tx_bytes: u64,
+    pub rx_bytes: u64,
+    pub remote_rx_bytes: u64,
+    pub remote_cpu: Option<u8>,
+    pub lost: u64,
+    pub intervals: usize,
+}
+
+/// Runs `btestd client ADDR --format csv <args>` (bounded by its duration plus a margin).
+pub fn client(addr: SocketAddr, args: &[&str]) -> ClientRun {
+    let child = client_spawn(addr, args);
+    client_wait(child)
+}
+
+/// Makes a spawned process exit if the test process dies, so a crashed test
+/// never leaves servers behind.
+pub fn die_with_parent(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches no memory of ours.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
+
+pub fn client_spawn(addr: SocketAddr, args: &[&str]) -> Child {
+    let mut cmd = Command::new(BIN);
+    die_with_parent(&mut cmd);
+    cmd.arg("client")
+        .arg(addr.to_string())
+        .args(["--format", "csv"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn btestd client")
+}
+
+pub fn client_wait(mut child: Child) -> ClientRun {
+    let status = wait_bounded(&mut child, Duration::from_secs(60));
+    let mut out = String::new();
+    let mut err = String::new();
+    child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    parse_client(Output { status, stdout: out.into_bytes(), stderr: err.into_bytes() })
+}
+
+fn parse_client(o: Output) -> ClientRun {
+    let stdout = String::from_utf8_lossy(&o.stdout).into_owned();
+    let mut run = ClientRun {
+        code: o.status.code().unwrap_or(-1),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        ..Default::default()
+    };
+    for line in stdout.lines() {
+        let f: Vec<&str> = line.split(',').collect();
+        match f.first() {
+            Some(&"interval") => run.intervals += 1,
+            Some(&"summary") => {
+                run.seconds = f[1].parse().unwrap();
+                run.tx_bytes = f[2].parse().unwrap();
+                run.rx_bytes = f[3].parse().unwrap();
+                run.remote_cpu = f[7].parse().ok();
+                run.remote_rx_bytes = f[8].parse().unwrap();
+                run.lost = f[9].parse().unwrap();
+            }
+            _ => {}
+        }
+    }
+    run.stdout = stdout;
+    run
+}
+
+/// A raw control connection for byte-exact exchanges.
+pub struct Raw {
+    pub s: TcpStream,
+}
+
+impl Raw {
+    pub fn connect(addr: SocketAddr) -> Raw {
+        let s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect");
+        Raw::wrap(s)
+    }
+
+    fn wrap(s: TcpStream) -> Raw {
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.set_nodelay(true).unwrap();
+        Raw { s }
+    }
+
+    /// Connects from a chosen local IPv4 address (e.g. 127.0.0.2), since
+    /// loopback otherwise always picks 127.0.0.1 as the source.
+    pub fn connect_from(local: std::net::Ipv4Addr, addr: SocketAddr) -> Raw {
+        use std::os::fd::FromRawFd;
+        fn sin(ip: std::net::Ipv4Addr, port: u16) -> libc::sockaddr_in {
+            // SAFETY: all-zero is a valid sockaddr_in.
+            let mut a: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+            a.sin_family = libc::AF_INET as libc::sa_family_t;
+            a.sin_port = port.to_be();
+            a.sin_addr.s_addr = u32::from_ne_bytes(ip.octets());
+            a
+        }
+        let SocketAddr::V4(dst) = addr else { panic!("IPv4 only") };
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        // SAFETY: plain socket calls on a descriptor we own; results checked.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            assert!(fd >= 0);
+            let src = sin(local, 0);
+            assert_eq!(libc::bind(fd, (&src as *const libc::sockaddr_in).cast(), len), 0, "bind {local}");
+            let dst = sin(*dst.ip(), dst.port());
+            assert_eq!(libc::connect(fd, (&dst as *const libc::sockaddr_in).cast(), len), 0, "connect {addr}");
+            Raw::wrap(TcpStream::from_raw_fd(fd))
+        }
+    }
+
+    pub fn read_n(&mut self, n: usize) -> Vec<u8> {
+        let mut b = vec![0u8; n];
+        self.s.read_exact(&mut b).unwrap_or_else(|e| panic!("reading {n} bytes: {e}"));
+        b
+    }
+
+    pub fn send(&mut self, b: &[u8]) {
+        self.s.write_all(b).unwrap();
+    }
+
+    /// Reads until EOF (or error), with a timeout; returns what arrived and
+    /// whether EOF/reset was seen.
+    /// At most 1 MB is kept.
+    pub fn read_to_close(&mut self, timeout: Duration) -> (Vec<u8>, bool) {
+        self.s.set_read_timeout(Some(timeout)).unwrap();
+        let mut all = Vec::new();
+        let mut buf = [0u8; 65536];
+        loop {
+            match self.s.read(&mut buf) {
+                Ok(0) => return (all, true),
+                Ok(n) if all.len() + n > 1 << 20 => return (all, false),
+                Ok(n) => all.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return (all, true),
+                Err(_) => return (all, false),
+            }
+        }
+    }
+
+    /// Reads HELLO and sends a command; returns the 4-byte reply.
+    pub fn command(addr: SocketAddr, cmd: &[u8; 16]) -> (Raw, [u8; 4]) {
+        let mut r = Raw::connect(addr);
+        assert_eq!(r.read_n(4), [1, 0, 0, 0], "HELLO");
+        r.send(cmd);
+        let rep: [u8; 4] = r.read_n(4).try_into().unwrap();
+        (r, rep)
+    }
+}
+
+/// `01 dir random conns tx_size(LE) 00 00 remote(LE) local(LE)` for TCP.
+pub fn tcp_cmd(dir: u8, zeros: bool, conns: u8, remote: u32) -> [u8; 16] {
+    let mut c = [0u8; 16];
+    c[0] = 1;
+    c[1] = dir;
+    c[2] = u8::from(zeros);
+    c[3] = conns;
+    c[4..6].copy_from_slice(&32768u16.to_le_bytes());
+    c[8..12].copy_from_slice(&remote.to_le_bytes());
+    c
+}
