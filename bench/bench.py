@@ -1,11 +1,15 @@
 #!/usr/bin/env python3
 """Loopback benchmarks of btestd against iperf3, measured in one run.
 
-Usage: bench/bench.py tcp [--duration S] [--bin PATH]
+Usage: bench/bench.py tcp|udp [--duration S] [--bin PATH]
+
+tcp: one TCP connection per direction (receive, send, both).
+udp: the server transmits 1500-byte datagrams at unlimited rate (iperf3:
+     -u -b 0 -l 1472 -R); packets per second sent and delivered.
 
 Prints throughput, server CPU seconds per GB moved (utime+stime from
-/proc/PID/stat), server peak RSS (VmHWM) and the btestd/iperf3 ratio for each
-direction. Servers listen on 127.0.0.1 only and are stopped by PID.
+/proc/PID/stat), server peak RSS (VmHWM) and the btestd/iperf3 ratios.
+Servers listen on 127.0.0.1 only and are stopped by PID.
 """
 import argparse
 import csv
@@ -18,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -63,8 +68,8 @@ def wait_port(port, timeout=10):
 class Proc:
     """A server process we started; stopped by PID, bounded."""
 
-    def __init__(self, argv):
-        self.p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    def __init__(self, argv, stderr=subprocess.DEVNULL):
+        self.p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr)
 
     def stop(self):
         if self.p.poll() is None:
@@ -76,9 +81,11 @@ class Proc:
                 self.p.wait()
 
 
-def run_btestd(binary, direction, duration):
+def run_btestd(binary, direction, duration, extra=()):
     port = free_port()
-    srv = Proc([binary, "serve", "--listen", f"127.0.0.1:{port}", "-q"])
+    log = tempfile.TemporaryFile(mode="w+")
+    srv = Proc([binary, "serve", "--listen", f"127.0.0.1:{port}", "--udp-port-base", str(free_port())],
+               stderr=log)
     try:
         wait_port(port)
         time.sleep(0.2)
@@ -86,8 +93,9 @@ def run_btestd(binary, direction, duration):
         cpu0 = cpu_seconds(srv.p.pid)
         out = subprocess.run(
             [binary, "client", f"127.0.0.1:{port}", "--direction", direction, "--duration", str(duration),
-             "--format", "csv"],
+             "--format", "csv", *extra],
             capture_output=True, text=True, timeout=duration + 30)
+        time.sleep(0.3)
         cpu1 = cpu_seconds(srv.p.pid)
         peak = status_kb(srv.p.pid, "VmHWM")
     finally:
@@ -96,9 +104,13 @@ def run_btestd(binary, direction, duration):
     if out.returncode != 0 or not rows:
         raise RuntimeError(f"btestd client failed: {out.stderr}")
     s = rows[0]
+    log.seek(0)
+    ended = [l for l in log.read().splitlines() if " ended: " in l]
+    server_tx = int(re.search(r"tx_bytes=(\d+)", ended[-1]).group(1)) if ended else 0
     moved = int(s["tx_bytes"]) + int(s["rx_bytes"])
-    return dict(gbps=moved * 8 / float(s["seconds"]) / 1e9, bytes=moved, cpu=cpu1 - cpu0,
-                peak_kb=peak, idle_kb=idle_rss)
+    secs = float(s["seconds"])
+    return dict(gbps=moved * 8 / secs / 1e9, bytes=moved, cpu=cpu1 - cpu0, peak_kb=peak, idle_kb=idle_rss,
+                secs=secs, rx=int(s["rx_bytes"]), server_tx=server_tx, lost=int(s["lost_packets"]))
 
 
 def run_iperf3(direction, duration):
@@ -143,13 +155,46 @@ def tcp(args):
     print(f"worst throughput ratio btestd/iperf3: {worst:.2f} (target >= 0.90)")
 
 
+def udp(args):
+    if not shutil.which("iperf3"):
+        sys.exit("iperf3 is needed as the reference: apt-get install iperf3")
+    d = args.duration
+    b = run_btestd(args.bin, "receive", d, ["--proto", "udp", "--tx-size", "1500"])
+    port = free_port()
+    srv = Proc(["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", str(port)])
+    try:
+        wait_port(port)
+        time.sleep(0.2)
+        cpu0 = cpu_seconds(srv.p.pid)
+        out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(d), "-J", "-u", "-b", "0",
+                              "-l", "1472", "-R"], capture_output=True, text=True, timeout=d + 30)
+        cpu1 = cpu_seconds(srv.p.pid)
+        peak = status_kb(srv.p.pid, "VmHWM")
+    finally:
+        srv.stop()
+    e = json.loads(out.stdout)["end"]["sum"]
+    i_sent_pps = e["packets"] / e["seconds"]
+    i_got_pps = (e["packets"] - e["lost_packets"]) / e["seconds"]
+    b_sent_pps = b["server_tx"] / 1500 / b["secs"]
+    b_got_pps = b["rx"] / 1500 / b["secs"]
+    i_gb = (e["packets"] * 1500) / 1e9
+    print(f"UDP, server transmits 1500-byte IP packets at unlimited rate, {d} s, loopback")
+    print(f"{'impl':<8} {'sent pps':>10} {'delivered pps':>14} {'Gbit/s':>8} {'lost':>7} {'cpu s/GB':>9} {'peak RSS':>9}")
+    print(f"{'btestd':<8} {b_sent_pps:>10.0f} {b_got_pps:>14.0f} {b_got_pps * 1500 * 8 / 1e9:>8.2f} "
+          f"{b['lost']:>7} {b['cpu'] / (b['server_tx'] / 1e9):>9.3f} {b['peak_kb'] / 1024:>7.1f}MB")
+    print(f"{'iperf3':<8} {i_sent_pps:>10.0f} {i_got_pps:>14.0f} {i_got_pps * 1500 * 8 / 1e9:>8.2f} "
+          f"{e['lost_packets']:>7} {(cpu1 - cpu0) / i_gb:>9.3f} {peak / 1024:>7.1f}MB")
+    print(f"ratio btestd/iperf3: {b_sent_pps / i_sent_pps:.2f}x packets/s sent, "
+          f"{b_got_pps / i_got_pps:.2f}x delivered (target >= 1.2)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["tcp"])
+    ap.add_argument("what", choices=["tcp", "udp"])
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "btestd"))
     args = ap.parse_args()
-    {"tcp": tcp}[args.what](args)
+    {"tcp": tcp, "udp": udp}[args.what](args)
 
 
 if __name__ == "__main__":

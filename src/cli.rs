@@ -5,6 +5,7 @@ use crate::auth::{Scheme, User, Users};
 use crate::client::{self, Credentials, report};
 use crate::proto::{DEFAULT_PORT, Direction, Protocol};
 use crate::server::{self, Limits};
+use crate::udp::IoMode;
 use argh::FromArgs;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
@@ -69,6 +70,15 @@ pub struct ServeArgs {
     /// seconds the secondary connections of a multi-connection test have to join (default 5)
     #[argh(option, default = "5")]
     pub join_timeout: u64,
+    /// first UDP port handed to UDP tests (default 2001; the client uses port + 256)
+    #[argh(option, default = "2001")]
+    pub udp_port_base: u16,
+    /// number of UDP ports from --udp-port-base (default 1000)
+    #[argh(option, default = "1000")]
+    pub udp_port_count: u16,
+    /// UDP system calls: batched (sendmmsg/recvmmsg, Linux default) or portable
+    #[argh(option, default = "IoMode::native()")]
+    pub udp_io: IoMode,
     /// log debug details
     #[argh(switch, short = 'v')]
     pub verbose: bool,
@@ -253,6 +263,10 @@ fn serve(a: ServeArgs) -> i32 {
             return 1;
         }
     };
+    if a.udp_port_base == 0 || a.udp_port_count == 0 {
+        log::error!("--udp-port-base and --udp-port-count must be at least 1");
+        return 1;
+    }
     if a.handshake_timeout == 0 || a.idle_timeout == 0 || a.join_timeout == 0 {
         log::error!("timeouts must be at least 1 second");
         return 1;
@@ -273,6 +287,9 @@ fn serve(a: ServeArgs) -> i32 {
             max_duration: (a.max_duration > 0).then(|| secs(a.max_duration)),
             max_rate_per_session: a.max_rate,
         },
+        udp_port_base: a.udp_port_base,
+        udp_port_count: a.udp_port_count,
+        udp_io: a.udp_io,
     };
     let result = server::Server::bind(config).and_then(|mut s| s.run());
     match result {

@@ -11,3 +11,4 @@ pub mod proto;
 pub mod server;
 pub mod stream;
 pub mod sysrand;
+pub mod udp;

@@ -4,7 +4,7 @@
 use std::io;
 use std::mem;
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 
 /// A listening TCP socket on `addr` (non-blocking, SO_REUSEADDR, v6-only).
 pub fn tcp_listener(addr: SocketAddr, backlog: i32) -> io::Result<mio::net::TcpListener> {
@@ -37,10 +37,10 @@ fn bound_socket(addr: SocketAddr, ty: libc::c_int) -> io::Result<OwnedFd> {
     // SAFETY: fd was just returned by socket(2) and is owned by nobody else.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     if ty == libc::SOCK_STREAM {
-        setsockopt_int(&fd, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+        setsockopt_int(raw(&fd), libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
     }
     if addr.is_ipv6() {
-        setsockopt_int(&fd, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
+        setsockopt_int(raw(&fd), libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
     }
     let (storage, len) = sockaddr(addr);
     // SAFETY: storage holds a valid sockaddr of length len.
@@ -51,11 +51,11 @@ fn bound_socket(addr: SocketAddr, ty: libc::c_int) -> io::Result<OwnedFd> {
 }
 
 /// Sets an int socket option.
-pub fn setsockopt_int(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
+pub fn setsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int, value: libc::c_int) -> io::Result<()> {
     // SAFETY: value lives for the duration of the call and its size is passed.
     let r = unsafe {
         libc::setsockopt(
-            raw(fd),
+            fd,
             level,
             name,
             (&value as *const libc::c_int).cast(),
@@ -65,7 +65,8 @@ pub fn setsockopt_int(fd: &OwnedFd, level: libc::c_int, name: libc::c_int, value
     if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
-fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+/// `addr` as a C socket address.
+pub(crate) fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: all-zero is a valid sockaddr_storage.
     let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
     let len = match addr {
@@ -99,6 +100,63 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     (storage, len as libc::socklen_t)
 }
 
+/// Why datagrams with `payload` bytes cannot be sent here, if they cannot.
+/// FreeBSD caps datagrams at `net.inet.udp.maxdgram` (9216 by default).
+pub fn udp_payload_refusal(payload: usize) -> Option<String> {
+    let max = max_udp_payload();
+    (payload > max).then(|| {
+        format!(
+            "UDP datagrams of {payload} bytes exceed this system's limit of {max}; use a smaller remote-udp-tx-size (or raise net.inet.udp.maxdgram)"
+        )
+    })
+}
+
+#[cfg(target_os = "freebsd")]
+fn max_udp_payload() -> usize {
+    let mut v: libc::c_int = 0;
+    let mut len = mem::size_of::<libc::c_int>();
+    // SAFETY: the name is NUL-terminated and v/len describe a writable int.
+    let r = unsafe {
+        libc::sysctlbyname(
+            c"net.inet.udp.maxdgram".as_ptr(),
+            (&mut v as *mut libc::c_int).cast(),
+            &mut len,
+            std::ptr::null(),
+            0,
+        )
+    };
+    if r == 0 && v > 0 { v as usize } else { 9216 }
+}
+
+#[cfg(not(target_os = "freebsd"))]
+fn max_udp_payload() -> usize {
+    65507
+}
+
+/// A C socket address filled in by the kernel, as a `SocketAddr`.
+pub(crate) fn from_sockaddr(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    match libc::c_int::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let sin = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
+            let ip = std::net::Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
+            Some(SocketAddr::from((ip, u16::from_be(sin.sin_port))))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let sin6 = unsafe { &*(storage as *const libc::sockaddr_storage).cast::<libc::sockaddr_in6>() };
+            let ip = std::net::Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(std::net::SocketAddrV6::new(
+                ip,
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +172,14 @@ mod tests {
         }
         let u = udp_socket("127.0.0.1:0".parse().unwrap()).unwrap();
         assert_ne!(u.local_addr().unwrap().port(), 0);
+    }
+
+    #[test]
+    fn sockaddr_round_trips() {
+        for a in ["192.0.2.7:2001", "[2001:db8::1]:65535", "0.0.0.0:0"] {
+            let addr: SocketAddr = a.parse().unwrap();
+            let (storage, _) = sockaddr(addr);
+            assert_eq!(from_sockaddr(&storage), Some(addr));
+        }
     }
 }

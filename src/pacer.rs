@@ -46,6 +46,13 @@ impl TokenBucket {
         self.burst
     }
 
+    /// When a writer that stopped for lack of tokens should wake: at half a
+    /// burst, so the other half absorbs a late wakeup (poll timeouts have
+    /// millisecond granularity).
+    pub fn wake_at(&self) -> Instant {
+        self.ready_at(self.burst.div_ceil(2))
+    }
+
     /// Changes the rate, keeping the tokens already earned.
     pub fn set_rate(&mut self, bits_per_sec: u64, now: Instant) {
         self.refill(now);

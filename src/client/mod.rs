@@ -13,6 +13,7 @@ use crate::cpu::CpuSampler;
 use crate::pacer::TokenBucket;
 use crate::proto::{Command, Direction, Protocol};
 use crate::stream::Stream;
+use crate::udp::{IoMode, UdpFlow};
 use mio::{Events, Interest, Poll, Token};
 use report::{Interval, Reporter};
 use std::fmt;
@@ -123,12 +124,12 @@ const BUF_LEN: usize = 256 * 1024;
 
 /// Runs a test and reports each second through `reporter`.
 pub fn run(config: &Config, reporter: &mut dyn Reporter) -> Result<Summary, ClientError> {
-    if config.proto == Protocol::Udp {
-        return Err(ClientError::Unsupported("UDP tests are not supported by this client yet"));
-    }
     let cmd = config.command();
     let mut primary = handshake::connect(config.server, config.connect_timeout)?;
     let granted = handshake::primary(&mut primary, &cmd, config.credentials.as_ref())?;
+    if let Some(port) = granted.udp_port {
+        return udp_data_phase(config, &cmd, primary, port, reporter);
+    }
     let mut socks = vec![primary];
     if cmd.connections() > 1 {
         let token = granted
@@ -191,7 +192,7 @@ fn tcp_data_phase(
             if w.more {
                 pending.push((i, false));
             } else if transmit && !w.blocked && pacer.is_limited() {
-                pace_wake = Some(pacer.ready_at(pacer.burst()));
+                pace_wake = Some(pacer.wake_at());
             }
         }
         for (i, read) in std::mem::take(&mut pending) {
@@ -269,6 +270,161 @@ fn tcp_data_phase(
     summary.rx_bytes = t.rx_bytes;
     summary.remote_rx_bytes = t.remote_rx_bytes;
     close_gracefully(&mut poll, &mut streams, &mut scratch);
+    reporter.summary(&summary);
+    Ok(summary)
+}
+
+/// The UDP data phase: datagrams on their own socket, one status a second
+/// each way on the control connection.
+fn udp_data_phase(
+    config: &Config,
+    cmd: &Command,
+    control: std::net::TcpStream,
+    port: u16,
+    reporter: &mut dyn Reporter,
+) -> Result<Summary, ClientError> {
+    let local_ip = control.local_addr().map_err(ClientError::Io)?.ip();
+    let server = control.peer_addr().map_err(ClientError::Io)?;
+    let own_port = port.checked_add(crate::proto::udp::CLIENT_PORT_OFFSET).unwrap_or(0);
+    // The protocol's port first; any port works with a server that learns it.
+    let sock = crate::net::udp_socket(SocketAddr::new(local_ip, own_port))
+        .or_else(|_| crate::net::udp_socket(SocketAddr::new(local_ip, 0)))
+        .map_err(ClientError::Io)?;
+    crate::udp::grow_buffers(&sock);
+    let start = Instant::now();
+    let dest = SocketAddr::new(server.ip(), port);
+    let mut flow = UdpFlow::new(sock, IoMode::native(), dest, config.tx_size, u64::from(config.local_speed), start);
+    // Opens NAT mappings and tells the server where we are.
+    let _ = flow.sock.send_to(&[], dest);
+
+    let mut poll = Poll::new().map_err(ClientError::Io)?;
+    control.set_nonblocking(true).map_err(ClientError::Io)?;
+    let mut ctrl = [Stream::new(mio::net::TcpStream::from_std(control), 1, false, 1)];
+    poll.registry()
+        .register(&mut ctrl[0].sock, Token(0), Interest::READABLE | Interest::WRITABLE)
+        .map_err(ClientError::Io)?;
+    poll.registry()
+        .register(&mut flow.sock, Token(1), Interest::READABLE | Interest::WRITABLE)
+        .map_err(ClientError::Io)?;
+
+    let transmit = cmd.direction.server_receives();
+    let payload = crate::stream::payload(BUF_LEN.max(flow.payload_len()), config.random);
+    let mut scratch = vec![0u8; 65536].into_boxed_slice();
+    let end = start + config.duration;
+    let mut cpu = CpuSampler::new();
+    cpu.sample();
+    let mut next_report = start + Duration::from_secs(1);
+    let mut second = 0u32;
+    let mut status_seq = 1u32;
+    let mut last = Interval::default();
+    let mut seen = 0u32;
+    let mut summary = Summary::default();
+    let (mut send_due, mut recv_due) = (transmit, true);
+    let mut pace_wake: Option<Instant> = None;
+    let mut events = Events::with_capacity(64);
+    loop {
+        let now = Instant::now();
+        if send_due {
+            let out = flow.send(&payload, now, IO_BUDGET).map_err(ClientError::Io)?;
+            send_due = out.more;
+            pace_wake = out.wait;
+        }
+        if recv_due {
+            recv_due = flow.recv(&mut scratch, IO_BUDGET).map_err(ClientError::Io)?.more;
+        }
+        let st = &mut ctrl[0];
+        if st.peer.count != seen {
+            seen = st.peer.count;
+            if let Some(p) = st.peer.last {
+                summary.remote_cpu = p.cpu.or(summary.remote_cpu);
+                if transmit {
+                    flow.adapt(p.bytes, now);
+                }
+            }
+        }
+        if now >= next_report || now >= end {
+            second += 1;
+            let local_cpu = cpu.sample();
+            let bytes = u32::try_from(std::mem::take(&mut flow.rx_interval)).unwrap_or(u32::MAX);
+            st.queue_status(&crate::proto::Status { cpu: local_cpu, seq: status_seq, bytes });
+            status_seq = status_seq.wrapping_add(1);
+            let cur = Interval {
+                tx_bytes: flow.tx_bytes,
+                rx_bytes: flow.rx_bytes,
+                remote_rx_bytes: st.peer.bytes,
+                lost_packets: flow.loss().0,
+                ..Interval::default()
+            };
+            let iv = Interval {
+                second,
+                seconds: (now - start).as_secs_f64().min(f64::from(second)),
+                tx_bytes: cur.tx_bytes - last.tx_bytes,
+                rx_bytes: cur.rx_bytes - last.rx_bytes,
+                remote_rx_bytes: cur.remote_rx_bytes - last.remote_rx_bytes,
+                local_cpu,
+                remote_cpu: summary.remote_cpu,
+                lost_packets: cur.lost_packets.saturating_sub(last.lost_packets),
+            };
+            summary.local_cpu = local_cpu;
+            if now < end || iv.tx_bytes + iv.rx_bytes > 0 {
+                reporter.interval(&iv);
+            }
+            last = cur;
+            next_report += Duration::from_secs(1);
+            if now >= end {
+                break;
+            }
+        }
+        st.write(None, 0, IO_BUDGET).map_err(ClientError::Io)?;
+        if pace_wake.is_some_and(|w| now >= w) {
+            pace_wake = None;
+            send_due = transmit;
+        }
+        let mut deadline = next_report.min(end);
+        if let Some(w) = pace_wake {
+            deadline = deadline.min(w);
+        }
+        let timeout =
+            if send_due || recv_due { Duration::ZERO } else { deadline.saturating_duration_since(Instant::now()) };
+        if let Err(e) = poll.poll(&mut events, Some(timeout)) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(ClientError::Io(e));
+        }
+        for ev in events.iter() {
+            match ev.token().0 {
+                0 => {
+                    if ev.is_writable() {
+                        ctrl[0].write_blocked = false;
+                    }
+                    if (ev.is_readable() || ev.is_read_closed() || ev.is_error())
+                        && read_stream(&mut ctrl, 0, &mut scratch, &mut Vec::new())?
+                    {
+                        summary.ended_by_server = true;
+                    }
+                }
+                _ => {
+                    if ev.is_writable() {
+                        flow.write_blocked = false;
+                        send_due = transmit;
+                    }
+                    if ev.is_readable() {
+                        recv_due = true;
+                    }
+                }
+            }
+        }
+        if summary.ended_by_server {
+            break;
+        }
+    }
+    summary.seconds = start.elapsed().as_secs_f64().min(config.duration.as_secs_f64());
+    summary.tx_bytes = flow.tx_bytes;
+    summary.rx_bytes = flow.rx_bytes;
+    summary.remote_rx_bytes = ctrl[0].peer.bytes;
+    summary.lost_packets = flow.loss().0;
+    close_gracefully(&mut poll, &mut ctrl, &mut scratch);
     reporter.summary(&summary);
     Ok(summary)
 }

@@ -6,6 +6,7 @@
 //! which feed one deadline heap whose earliest entry is the poll timeout.
 
 pub mod handshake;
+pub mod ports;
 pub mod session;
 pub mod signals;
 pub mod slab;
@@ -16,6 +17,7 @@ use crate::cpu::CpuSampler;
 use crate::pacer::TokenBucket;
 use crate::proto::{Command, Protocol, Status, command, reply};
 use crate::stream::Stream;
+use crate::udp::{IoMode, UdpFlow};
 use handshake::{AuthConfig, Event, Handshake, HandshakeError};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token};
@@ -78,6 +80,11 @@ pub struct Config {
     pub auth: Option<Scheme>,
     pub users: Users,
     pub limits: Limits,
+    /// First server UDP port; the client uses ours + 256.
+    pub udp_port_base: u16,
+    /// Size of the UDP port pool.
+    pub udp_port_count: u16,
+    pub udp_io: IoMode,
 }
 
 impl Config {
@@ -121,6 +128,7 @@ impl std::error::Error for ServerError {}
 /// Token kinds, in the low two bits of a mio token.
 const KIND_LISTENER: usize = 0;
 const KIND_CONN: usize = 1;
+const KIND_UDP: usize = 2;
 const KIND_SIGNAL: usize = 3;
 
 fn token(kind: usize, id: usize) -> Token {
@@ -153,6 +161,15 @@ struct Conn {
     queued_write: bool,
 }
 
+/// Work left over when an I/O budget ran out, done before the next poll.
+#[derive(Clone, Copy)]
+enum Ready {
+    Read(usize),
+    Write(usize),
+    UdpRead(usize),
+    UdpWrite(usize),
+}
+
 /// Shared buffers: the loop is single-threaded, so one of each serves all.
 struct Buffers {
     scratch: Box<[u8]>,
@@ -182,8 +199,10 @@ pub struct Server {
     handshakes: usize,
     timers: Timers,
     tick_armed: Option<Instant>,
-    /// Connections that used their I/O budget and must be served again.
-    ready: Vec<(usize, bool)>,
+    /// Sockets that used their I/O budget and must be served again.
+    ready: Vec<Ready>,
+    ports: ports::PortPool,
+    udp_io: IoMode,
     bufs: Buffers,
     cpu: CpuSampler,
     cpu_now: Option<u8>,
@@ -243,6 +262,8 @@ impl Server {
             users: config.users,
             secret: crate::sysrand::bytes(),
             limits: config.limits,
+            ports: ports::PortPool::new(config.udp_port_base, config.udp_port_count),
+            udp_io: config.udp_io,
             next_session_id: 1,
             stopping: false,
         })
@@ -291,6 +312,17 @@ impl Server {
                         }
                         if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                             self.on_readable(id, now);
+                        }
+                    }
+                    KIND_UDP => {
+                        if ev.is_writable() {
+                            if let Some(u) = self.sessions.get_mut(id).and_then(|s| s.udp.as_mut()) {
+                                u.write_blocked = false;
+                            }
+                            self.udp_send(id, now);
+                        }
+                        if ev.is_readable() || ev.is_error() {
+                            self.udp_recv(id, now);
                         }
                     }
                     KIND_SIGNAL => self.on_signal(),
@@ -482,17 +514,13 @@ impl Server {
                 cmd.connections(),
                 self.limits.max_connections_per_test
             ))
-        } else if cmd.proto == Protocol::Udp {
-            Some("UDP tests are not supported yet".to_string())
+        } else if cmd.proto == Protocol::Udp && cmd.direction.server_transmits() {
+            crate::net::udp_payload_refusal(crate::proto::udp::payload_len(cmd.tx_size, peer.is_ipv6()))
         } else {
             None
         };
         if let Some(why) = refusal {
-            log::warn!("{peer}: test refused: {why}");
-            if let Some(c) = self.conns.get_mut(key) {
-                c.stream.out.push(&reply::FAILED);
-            }
-            self.close_conn(key);
+            self.refuse(key, &why);
             return;
         }
 
@@ -504,21 +532,53 @@ impl Server {
             rate = cap;
         }
         let pacer = TokenBucket::new(rate, TokenBucket::tcp_burst(rate), now);
+        let udp = if cmd.proto == Protocol::Udp {
+            match self.open_udp(key, &cmd, rate, now) {
+                Ok(u) => Some(u),
+                Err(why) => {
+                    self.refuse(key, &why);
+                    return;
+                }
+            }
+        } else {
+            None
+        };
         let multi = cmd.is_multi_connection();
         let phase = Phase::Joining { until: now + self.limits.join_timeout };
         let complete_on_arrival = cmd.connections() == 1;
         log::info!(
-            "session {id}: {peer} user={} {} {} conns={} tx_size={} remote_tx_speed={} random={}",
+            "session {id}: {peer} user={} {} {} conns={} tx_size={} remote_tx_speed={} random={}{}",
             user.as_deref().unwrap_or("-"),
             cmd.proto,
             cmd.direction,
             cmd.connections(),
             cmd.tx_size,
             cmd.remote_tx_speed,
-            cmd.random
+            cmd.random,
+            udp.as_ref().map_or(String::new(), |(port, _)| format!(" udp_port={port}"))
         );
-        let skey = self.sessions.insert(Session::new(id, peer, user, cmd, phase, pacer, now));
+        let mut session = Session::new(id, peer, user, cmd, phase, pacer, now);
+        if let Some((port, flow)) = udp {
+            session.udp_port = Some(port);
+            session.udp = Some(flow);
+        }
+        let skey = self.sessions.insert(session);
         *self.sessions_per_ip.entry(peer.ip()).or_insert(0) += 1;
+        if let Some(u) = self.sessions.get_mut(skey).and_then(|s| s.udp.as_mut()) {
+            if let Err(e) = self.poll.registry().register(
+                &mut u.sock,
+                token(KIND_UDP, skey),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
+                log::warn!("{peer}: cannot register UDP socket: {e}");
+                if let Some(c) = self.conns.get_mut(key) {
+                    c.stream.out.push(&reply::FAILED);
+                }
+                self.attach(key, skey);
+                self.end_session(skey, EndReason::Refused);
+                return;
+            }
+        }
         // Register the token before the OK goes out, so a fast secondary finds it.
         let tok = multi.then(|| self.new_token());
         if let (Some(t), Some(s)) = (tok, self.sessions.get_mut(skey)) {
@@ -528,12 +588,91 @@ impl Server {
         self.attach(key, skey);
         if let Some(c) = self.conns.get_mut(key) {
             c.stream.out.push(&reply::ok(tok));
+            if let Some(port) = self.sessions.get(skey).and_then(|s| s.udp_port) {
+                c.stream.out.push(&port.to_be_bytes());
+            }
         }
         if complete_on_arrival {
             self.start_session(skey, now);
         } else {
             self.write_data(key, skey, now);
             self.reschedule(skey);
+        }
+    }
+
+    /// Answers `00 00 00 00` and closes: a limit or resource refused the test.
+    fn refuse(&mut self, key: usize, why: &str) {
+        if let Some(c) = self.conns.get_mut(key) {
+            log::warn!("{}: test refused: {why}", c.peer);
+            c.stream.out.push(&reply::FAILED);
+        }
+        self.close_conn(key);
+    }
+
+    /// Takes a pool port and binds it on the address the client reached us at.
+    fn open_udp(&mut self, key: usize, cmd: &Command, rate: u64, now: Instant) -> Result<(u16, UdpFlow), String> {
+        let Some(c) = self.conns.get(key) else { return Err("connection gone".into()) };
+        let local = c.stream.sock.local_addr().map_err(|e| e.to_string())?;
+        let peer = c.peer;
+        let local_ip = match (local.ip(), peer.ip()) {
+            // A v4 client on a v6 socket: bind the v4 address it reached.
+            (IpAddr::V6(v6), IpAddr::V4(_)) => v6.to_ipv4_mapped().map_or(local.ip(), IpAddr::V4),
+            (ip, _) => ip,
+        };
+        let (port, sock) = self
+            .ports
+            .allocate(|port| crate::net::udp_socket(SocketAddr::new(local_ip, port)))
+            .map_err(|e| e.to_string())?;
+        crate::udp::grow_buffers(&sock);
+        let dest = SocketAddr::new(peer.ip(), port.saturating_add(crate::proto::udp::CLIENT_PORT_OFFSET));
+        Ok((port, UdpFlow::new(sock, self.udp_io, dest, cmd.tx_size, rate, now)))
+    }
+
+    fn udp_send(&mut self, skey: usize, now: Instant) {
+        let Some(s) = self.sessions.get_mut(skey) else { return };
+        if !s.is_running() || !s.cmd.direction.server_transmits() {
+            return;
+        }
+        let Some(u) = s.udp.as_mut() else { return };
+        let payload = if s.cmd.random {
+            self.bufs.random.get_or_insert_with(|| crate::stream::payload(BUF_LEN, true))
+        } else {
+            &self.bufs.zeros
+        };
+        match u.send(payload, now, IO_BUDGET) {
+            Ok(out) => {
+                if out.more {
+                    self.ready.push(Ready::UdpWrite(skey));
+                } else if let Some(w) = out.wait {
+                    if s.pace_wake.is_none_or(|p| w < p) {
+                        s.pace_wake = Some(w);
+                        self.reschedule(skey);
+                    }
+                }
+            }
+            Err(e) => {
+                log::info!("session {}: UDP send to {} failed: {e}", s.id, u.dest);
+                self.end_session(skey, EndReason::from_io(&e));
+            }
+        }
+    }
+
+    fn udp_recv(&mut self, skey: usize, now: Instant) {
+        let Some(s) = self.sessions.get_mut(skey) else { return };
+        let Some(u) = s.udp.as_mut() else { return };
+        match u.recv(&mut self.bufs.scratch, IO_BUDGET) {
+            Ok(r) => {
+                if r.datagrams > 0 {
+                    s.last_activity = now;
+                }
+                if r.more {
+                    self.ready.push(Ready::UdpRead(skey));
+                }
+            }
+            Err(e) => {
+                log::info!("session {}: UDP receive failed: {e}", s.id);
+                self.end_session(skey, EndReason::from_io(&e));
+            }
         }
     }
 
@@ -586,6 +725,7 @@ impl Server {
         for ck in s.conns.clone() {
             self.write_data(ck, skey, now);
         }
+        self.udp_send(skey, now);
         self.reschedule(skey);
     }
 
@@ -604,12 +744,21 @@ impl Server {
                 if r.bytes > 0 {
                     s.last_activity = now;
                 }
+                if let Some(u) = s.udp.as_mut() {
+                    // The client's statuses on the control connection pace our datagrams.
+                    if c.stream.peer.count != s.peer_statuses {
+                        s.peer_statuses = c.stream.peer.count;
+                        if let Some(st) = c.stream.peer.last {
+                            u.adapt(st.bytes, now);
+                        }
+                    }
+                }
                 if r.eof {
                     c.eof = true;
                     self.peer_closed(skey, now);
                 } else if r.more && !c.queued_read {
                     c.queued_read = true;
-                    self.ready.push((key, true));
+                    self.ready.push(Ready::Read(key));
                 }
             }
             Err(e) if session::is_peer_close(&e) => {
@@ -634,7 +783,7 @@ impl Server {
 
     fn write_data(&mut self, key: usize, skey: usize, now: Instant) {
         let (Some(c), Some(s)) = (self.conns.get_mut(key), self.sessions.get_mut(skey)) else { return };
-        let transmitting = s.is_running() && s.cmd.direction.server_transmits();
+        let transmitting = s.is_running() && s.cmd.proto == Protocol::Tcp && s.cmd.direction.server_transmits();
         let (payload, allowance) =
             if transmitting { (Some(self.bufs.payload(s.cmd.random)), s.pacer.available(now)) } else { (None, 0) };
         match c.stream.write(payload, allowance, IO_BUDGET) {
@@ -646,11 +795,11 @@ impl Server {
                 if w.more {
                     if !c.queued_write {
                         c.queued_write = true;
-                        self.ready.push((key, false));
+                        self.ready.push(Ready::Write(key));
                     }
                 } else if transmitting && !w.blocked && s.pacer.is_limited() {
                     // Out of tokens: wake when a burst's worth has accrued.
-                    let wake = s.pacer.ready_at(s.pacer.burst());
+                    let wake = s.pacer.wake_at();
                     if s.pace_wake.is_none_or(|w| wake < w) {
                         s.pace_wake = Some(wake);
                         self.reschedule(skey);
@@ -667,15 +816,21 @@ impl Server {
 
     /// Serves connections that stopped on their I/O budget.
     fn serve_ready(&mut self, now: Instant) {
-        for (key, read) in std::mem::take(&mut self.ready) {
-            let Some(c) = self.conns.get_mut(key) else { continue };
-            let Role::Data { session } = c.role else { continue };
-            if read {
-                c.queued_read = false;
-                self.read_data(key, session, now);
-            } else {
-                c.queued_write = false;
-                self.write_data(key, session, now);
+        for r in std::mem::take(&mut self.ready) {
+            match r {
+                Ready::Read(key) | Ready::Write(key) => {
+                    let Some(c) = self.conns.get_mut(key) else { continue };
+                    let Role::Data { session } = c.role else { continue };
+                    if let Ready::Read(_) = r {
+                        c.queued_read = false;
+                        self.read_data(key, session, now);
+                    } else {
+                        c.queued_write = false;
+                        self.write_data(key, session, now);
+                    }
+                }
+                Ready::UdpRead(skey) => self.udp_recv(skey, now),
+                Ready::UdpWrite(skey) => self.udp_send(skey, now),
             }
         }
     }
@@ -742,11 +897,13 @@ impl Server {
         let pace_due = s.pace_wake.is_some_and(|w| now >= w);
         if status_due {
             let st = Status { cpu: self.cpu_now, seq: s.status_seq, bytes: 0 };
+            // UDP: the datagram bytes received, on the control connection.
+            let udp_bytes = s.udp.as_mut().map(|u| std::mem::take(&mut u.rx_interval));
             for &ck in &s.conns {
                 if let Some(c) = self.conns.get_mut(ck) {
-                    let bytes = u32::try_from(c.stream.rx_interval).unwrap_or(u32::MAX);
+                    let interval = udp_bytes.unwrap_or(c.stream.rx_interval);
                     c.stream.rx_interval = 0;
-                    c.stream.queue_status(&Status { bytes, ..st });
+                    c.stream.queue_status(&Status { bytes: u32::try_from(interval).unwrap_or(u32::MAX), ..st });
                 }
             }
             s.advance_status_clock(now);
@@ -758,6 +915,9 @@ impl Server {
             for ck in s.conns.clone() {
                 self.write_data(ck, skey, now);
             }
+        }
+        if pace_due {
+            self.udp_send(skey, now);
         }
         self.reschedule(skey);
     }
@@ -775,7 +935,7 @@ impl Server {
                 self.sessions_per_ip.remove(&s.peer.ip());
             }
         }
-        let (mut rx, mut tx, mut statuses, mut peer_cpu) = (s.rx_closed, s.tx_closed, s.peer_statuses, s.peer_cpu);
+        let (mut rx, mut tx, mut statuses, mut peer_cpu) = (0, 0, 0, None);
         for &ck in &s.conns {
             if let Some(c) = self.conns.get(ck) {
                 rx += c.stream.rx_bytes;
@@ -789,10 +949,23 @@ impl Server {
         for &ck in &s.conns {
             self.close_conn(ck);
         }
+        let mut lost = 0;
+        if let Some(mut u) = s.udp {
+            // Test traffic is the datagrams; control bytes are only statuses.
+            (rx, tx) = (u.rx_bytes, u.tx_bytes);
+            lost = u.loss().0;
+            if u.foreign > 0 {
+                log::info!("session {}: ignored {} datagrams from other addresses", s.id, u.foreign);
+            }
+            let _ = self.poll.registry().deregister(&mut u.sock);
+        }
+        if let Some(port) = s.udp_port {
+            self.ports.release(port);
+        }
         let secs = s.running_since.map_or(0.0, |t| t.elapsed().as_secs_f64());
         let mbps = |b: u64| if secs > 0.0 { b as f64 * 8.0 / secs / 1e6 } else { 0.0 };
         log::info!(
-            "session {} ended: peer={} user={} proto={} dir={} conns={} secs={:.2} rx_bytes={} tx_bytes={} rx_mbps={:.2} tx_mbps={:.2} peer_statuses={} peer_cpu={} reason={}",
+            "session {} ended: peer={} user={} proto={} dir={} conns={} secs={:.2} rx_bytes={} tx_bytes={} rx_mbps={:.2} tx_mbps={:.2} lost={} peer_statuses={} peer_cpu={} reason={}",
             s.id,
             s.peer,
             s.user.as_deref().unwrap_or("-"),
@@ -804,6 +977,7 @@ impl Server {
             tx,
             mbps(rx),
             mbps(tx),
+            lost,
             statuses,
             peer_cpu.map_or("-".to_string(), |c| c.to_string()),
             reason

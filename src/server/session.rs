@@ -37,6 +37,8 @@ pub enum EndReason {
     MaxDuration,
     Shutdown,
     QuotaExhausted(String),
+    /// Refused before it started (a limit, no UDP port).
+    Refused,
 }
 
 /// A reset or broken pipe is how clients often stop (closing with unread
@@ -61,6 +63,7 @@ impl fmt::Display for EndReason {
             EndReason::MaxDuration => f.write_str("max-duration"),
             EndReason::Shutdown => f.write_str("server-shutdown"),
             EndReason::QuotaExhausted(which) => write!(f, "quota-exhausted({which})"),
+            EndReason::Refused => f.write_str("refused"),
         }
     }
 }
@@ -91,11 +94,10 @@ pub struct Session {
     pub pace_wake: Option<Instant>,
     /// Live timer deadline (see `timers::Timers::schedule`).
     pub armed: Option<Instant>,
-    /// Totals of connections already closed.
-    pub rx_closed: u64,
-    pub tx_closed: u64,
-    /// Latest CPU figure the peer reported, and how many statuses it sent.
-    pub peer_cpu: Option<u8>,
+    /// The datagram flow of a UDP test, and the pool port it holds.
+    pub udp: Option<crate::udp::UdpFlow>,
+    pub udp_port: Option<u16>,
+    /// Peer statuses already applied to the UDP pacer.
     pub peer_statuses: u32,
 }
 
@@ -125,9 +127,8 @@ impl Session {
             last_activity: now,
             pace_wake: None,
             armed: None,
-            rx_closed: 0,
-            tx_closed: 0,
-            peer_cpu: None,
+            udp: None,
+            udp_port: None,
             peer_statuses: 0,
         }
     }

@@ -322,3 +322,20 @@ pub fn tcp_cmd(dir: u8, zeros: bool, conns: u8, remote: u32) -> [u8; 16] {
     c[8..12].copy_from_slice(&remote.to_le_bytes());
     c
 }
+
+/// A UDP command: `00 dir 01 00 tx_size(LE) 00 00 remote(LE) 00..`.
+pub fn udp_cmd(dir: u8, tx_size: u16, remote: u32) -> [u8; 16] {
+    let mut c = [0u8; 16];
+    c[1] = dir;
+    c[2] = 1;
+    c[4..6].copy_from_slice(&tx_size.to_le_bytes());
+    c[8..12].copy_from_slice(&remote.to_le_bytes());
+    c
+}
+
+/// A test datagram: big-endian sequence number, then zeros.
+pub fn datagram(seq: u32, len: usize) -> Vec<u8> {
+    let mut d = vec![0u8; len.max(4)];
+    d[..4].copy_from_slice(&seq.to_be_bytes());
+    d
+}
