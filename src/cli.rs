@@ -2,6 +2,7 @@
 //! library's configurations. `main.rs` only parses and calls [`run`].
 
 use crate::auth::{Scheme, User, Users};
+use crate::cidr::Cidr;
 use crate::client::{self, Credentials, report};
 use crate::proto::{DEFAULT_PORT, Direction, Protocol};
 use crate::server::{self, Limits};
@@ -58,9 +59,27 @@ pub struct ServeArgs {
     /// longest test in seconds, 0 = until the client stops it (default 0)
     #[argh(option, default = "0")]
     pub max_duration: u64,
-    /// cap on the server's transmit rate per test, bits/s with optional k/M/G suffix, 0 = none
+    /// cap on each test's rate in each direction, bits/s with optional k/M/G suffix, 0 = none
     #[argh(option, default = "0", from_str_fn(parse_rate))]
     pub max_rate: u64,
+    /// cap on all tests together in each direction, bits/s with optional k/M/G suffix, 0 = none
+    #[argh(option, default = "0", from_str_fn(parse_rate))]
+    pub max_rate_total: u64,
+    /// only clients in this network may connect, e.g. 192.0.2.0/24 (repeatable; default everyone)
+    #[argh(option)]
+    pub allow: Vec<Cidr>,
+    /// clients in this network may never connect (repeatable)
+    #[argh(option)]
+    pub deny: Vec<Cidr>,
+    /// failed logins from one address within a minute that start a ban, 0 = never (default 5)
+    #[argh(option, default = "5")]
+    pub auth_fail_limit: u32,
+    /// seconds a ban lasts (default 300)
+    #[argh(option, default = "300")]
+    pub auth_ban: u64,
+    /// connections one address may have in the handshake at once (default 16)
+    #[argh(option, default = "16")]
+    pub max_handshakes_per_ip: usize,
     /// seconds a connection may take to finish its handshake (default 10)
     #[argh(option, default = "10")]
     pub handshake_timeout: u64,
@@ -286,6 +305,15 @@ fn serve(a: ServeArgs) -> i32 {
             max_handshakes: a.max_handshakes,
             max_duration: (a.max_duration > 0).then(|| secs(a.max_duration)),
             max_rate_per_session: a.max_rate,
+            max_rate_total: a.max_rate_total,
+        },
+        guard: server::guard::GuardConfig {
+            allow: a.allow,
+            deny: a.deny,
+            fail_limit: a.auth_fail_limit,
+            fail_window: secs(60),
+            ban: secs(a.auth_ban),
+            max_handshakes_per_ip: a.max_handshakes_per_ip,
         },
         udp_port_base: a.udp_port_base,
         udp_port_count: a.udp_port_count,

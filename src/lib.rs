@@ -2,6 +2,7 @@
 //! mio event loop, for router appliances.
 
 pub mod auth;
+pub mod cidr;
 pub mod cli;
 pub mod client;
 pub mod cpu;

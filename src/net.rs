@@ -100,6 +100,26 @@ pub(crate) fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::sockl
     (storage, len as libc::socklen_t)
 }
 
+/// Raises the open-file limit to the hard limit: every test holds sockets,
+/// and the usual soft limit of 1024 would cap a busy server. Returns the
+/// limit now in force.
+pub fn raise_fd_limit() -> io::Result<u64> {
+    // SAFETY: all-zero is a valid rlimit, filled by getrlimit.
+    let mut lim: libc::rlimit = unsafe { mem::zeroed() };
+    // SAFETY: lim is a valid, writable rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let wanted = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+        // SAFETY: wanted is a valid rlimit.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) } == 0 {
+            lim = wanted;
+        }
+    }
+    Ok(lim.rlim_cur as u64)
+}
+
 /// Why datagrams with `payload` bytes cannot be sent here, if they cannot.
 /// FreeBSD caps datagrams at `net.inet.udp.maxdgram` (9216 by default).
 pub fn udp_payload_refusal(payload: usize) -> Option<String> {

@@ -77,6 +77,8 @@ pub struct ReadOutcome {
     pub eof: bool,
     /// The read budget ran out before the socket was drained: call again.
     pub more: bool,
+    /// Reading stopped at the byte limit; data may be waiting.
+    pub throttled: bool,
 }
 
 /// What a write pass did.
@@ -161,11 +163,18 @@ impl Stream {
         !self.out.is_empty() || self.status.is_some()
     }
 
-    /// Reads until the socket is drained, EOF, or `budget` reads.
-    pub fn read(&mut self, scratch: &mut [u8], budget: u32) -> io::Result<ReadOutcome> {
+    /// Reads until the socket is drained, EOF, `budget` reads or `limit` bytes.
+    pub fn read(&mut self, scratch: &mut [u8], budget: u32, limit: u64) -> io::Result<ReadOutcome> {
         let mut res = ReadOutcome::default();
         for _ in 0..budget {
-            match self.sock.read(scratch) {
+            let room = limit.saturating_sub(res.bytes);
+            if room == 0 {
+                res.throttled = true;
+                self.account_rx(res.bytes);
+                return Ok(res);
+            }
+            let len = scratch.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+            match self.sock.read(&mut scratch[..len]) {
                 Ok(0) => {
                     res.eof = true;
                     self.account_rx(res.bytes);

@@ -329,7 +329,16 @@ fn idle_peer_is_timed_out() {
 
 #[test]
 fn two_hundred_concurrent_low_rate_sessions_complete() {
-    let server = Server::start(&["--max-sessions", "300", "--max-sessions-per-ip", "300", "--max-handshakes", "300"]);
+    let server = Server::start(&[
+        "--max-sessions",
+        "300",
+        "--max-sessions-per-ip",
+        "300",
+        "--max-handshakes",
+        "300",
+        "--max-handshakes-per-ip",
+        "300",
+    ]);
     let children: Vec<_> = (0..200)
         .map(|i| {
             let dir = ["receive", "send", "both"][i % 3];

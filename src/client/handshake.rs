@@ -32,8 +32,16 @@ pub fn connect(addr: SocketAddr, timeout: Duration) -> Result<TcpStream, ClientE
 
 fn read_exact<const N: usize>(s: &mut TcpStream, what: &'static str) -> Result<[u8; N], ClientError> {
     let mut b = [0u8; N];
-    s.read_exact(&mut b).map_err(|e| ClientError::Handshake { what, source: e })?;
+    s.read_exact(&mut b).map_err(|e| handshake_error(what, e))?;
     Ok(b)
+}
+
+fn handshake_error(what: &'static str, e: std::io::Error) -> ClientError {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        ClientError::Closed(what)
+    } else {
+        ClientError::Handshake { what, source: e }
+    }
 }
 
 fn send(s: &mut TcpStream, bytes: &[u8], what: &'static str) -> Result<(), ClientError> {
@@ -102,7 +110,7 @@ fn read_frame(s: &mut TcpStream, what: &'static str) -> Result<Vec<u8>, ClientEr
         return Err(ClientError::Refused);
     }
     let mut b = vec![0u8; usize::from(len)];
-    s.read_exact(&mut b).map_err(|e| ClientError::Handshake { what, source: e })?;
+    s.read_exact(&mut b).map_err(|e| handshake_error(what, e))?;
     Ok(b)
 }
 

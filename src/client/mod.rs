@@ -67,6 +67,8 @@ pub enum ClientError {
         what: &'static str,
         source: io::Error,
     },
+    /// The server hung up while we waited for this message.
+    Closed(&'static str),
     Protocol(String),
     /// The server asked for credentials (scheme named) and none were given.
     AuthRequired(&'static str),
@@ -85,6 +87,10 @@ impl fmt::Display for ClientError {
             ClientError::Handshake { what, source } => {
                 write!(f, "handshake failed while reading/sending the {what}: {source}")
             }
+            ClientError::Closed(what) => write!(
+                f,
+                "the server closed the connection instead of sending the {what} (refused: address not allowed, banned, or too many connections; see the server's log)"
+            ),
             ClientError::Protocol(m) => write!(f, "protocol error: {m}"),
             ClientError::AuthRequired(s) => {
                 write!(f, "the server requires authentication ({s}); give --user and --password")
@@ -325,7 +331,7 @@ fn udp_data_phase(
     loop {
         let now = Instant::now();
         if send_due {
-            let out = flow.send(&payload, now, IO_BUDGET).map_err(ClientError::Io)?;
+            let out = flow.send(&payload, now, IO_BUDGET, u64::MAX).map_err(ClientError::Io)?;
             send_due = out.more;
             pace_wake = out.wait;
         }
@@ -475,7 +481,7 @@ fn read_stream(
     pending: &mut Vec<(usize, bool)>,
 ) -> Result<bool, ClientError> {
     let Some(st) = streams.get_mut(i) else { return Ok(false) };
-    match st.read(scratch, IO_BUDGET) {
+    match st.read(scratch, IO_BUDGET, u64::MAX) {
         Ok(r) if r.eof => Ok(true),
         Ok(r) => {
             if r.more {

@@ -5,6 +5,7 @@
 //! belongs to a session. Sessions own the clocks (status, pacing, timeouts),
 //! which feed one deadline heap whose earliest entry is the poll timeout.
 
+pub mod guard;
 pub mod handshake;
 pub mod ports;
 pub mod session;
@@ -49,8 +50,10 @@ pub struct Limits {
     pub max_handshakes: usize,
     /// Longest test; None = until the client stops it.
     pub max_duration: Option<Duration>,
-    /// Cap on the server's transmit rate per test, bits/s (0 = none).
+    /// Cap on each test's rate in each direction, bits/s (0 = none).
     pub max_rate_per_session: u64,
+    /// Cap on all tests together in each direction, bits/s (0 = none).
+    pub max_rate_total: u64,
 }
 
 impl Default for Limits {
@@ -65,6 +68,7 @@ impl Default for Limits {
             max_handshakes: 256,
             max_duration: None,
             max_rate_per_session: 0,
+            max_rate_total: 0,
         }
     }
 }
@@ -85,6 +89,7 @@ pub struct Config {
     /// Size of the UDP port pool.
     pub udp_port_count: u16,
     pub udp_io: IoMode,
+    pub guard: guard::GuardConfig,
 }
 
 impl Config {
@@ -152,13 +157,57 @@ struct Conn {
     stream: Stream,
     peer: SocketAddr,
     role: Role,
-    /// Handshake deadline timer.
+    /// Handshake deadline timer (or the end of a failed login's delay).
     armed: Option<Instant>,
+    /// A failed login waiting to send its failure reply.
+    linger: bool,
     /// The peer closed its side (EOF or reset).
     eof: bool,
     /// Already queued for another pass without a new readiness event.
     queued_read: bool,
     queued_write: bool,
+}
+
+/// At most a few log lines per second for events a peer can cause at will
+/// (refusals, malformed input), then a count of what was left out.
+#[derive(Default)]
+struct Quiet {
+    second: Option<Instant>,
+    lines: u32,
+    suppressed: u32,
+}
+
+impl Quiet {
+    const PER_SECOND: u32 = 20;
+
+    fn allow(&mut self, now: Instant) -> bool {
+        if self.second.is_none_or(|s| now.duration_since(s) >= Duration::from_secs(1)) {
+            if self.suppressed > 0 {
+                log::warn!("{} similar log lines suppressed in the last second", self.suppressed);
+            }
+            self.second = Some(now);
+            self.lines = 0;
+            self.suppressed = 0;
+        }
+        self.lines += 1;
+        if self.lines > Self::PER_SECOND {
+            self.suppressed += 1;
+            return false;
+        }
+        true
+    }
+
+    fn warn(&mut self, now: Instant, msg: fmt::Arguments<'_>) {
+        if self.allow(now) {
+            log::warn!("{msg}");
+        }
+    }
+
+    fn info(&mut self, now: Instant, msg: fmt::Arguments<'_>) {
+        if self.allow(now) {
+            log::info!("{msg}");
+        }
+    }
 }
 
 /// Work left over when an I/O budget ran out, done before the next poll.
@@ -203,6 +252,15 @@ pub struct Server {
     ready: Vec<Ready>,
     ports: ports::PortPool,
     udp_io: IoMode,
+    guard: guard::Guard,
+    /// Operator caps on all tests together, per direction.
+    total_tx: TokenBucket,
+    total_rx: TokenBucket,
+    /// Running tests that transmit / receive: the total caps are shared among them.
+    tx_active: usize,
+    rx_active: usize,
+    /// Rate limit for log lines that attackers can trigger at will.
+    quiet: Quiet,
     bufs: Buffers,
     cpu: CpuSampler,
     cpu_now: Option<u8>,
@@ -239,6 +297,7 @@ impl Server {
         poll.registry()
             .register(&mut mio::unix::SourceFd(&signals.fd()), token(KIND_SIGNAL, 0), Interest::READABLE)
             .map_err(ServerError::Poll)?;
+        let total = config.limits.max_rate_total;
         Ok(Server {
             poll,
             listeners,
@@ -264,6 +323,12 @@ impl Server {
             limits: config.limits,
             ports: ports::PortPool::new(config.udp_port_base, config.udp_port_count),
             udp_io: config.udp_io,
+            guard: guard::Guard::new(config.guard),
+            total_tx: TokenBucket::new(total, TokenBucket::tcp_burst(total), Instant::now()),
+            total_rx: TokenBucket::new(total, TokenBucket::tcp_burst(total), Instant::now()),
+            tx_active: 0,
+            rx_active: 0,
+            quiet: Quiet::default(),
             next_session_id: 1,
             stopping: false,
         })
@@ -277,6 +342,10 @@ impl Server {
     pub fn run(&mut self) -> Result<(), ServerError> {
         for a in self.local_addrs() {
             log::info!("listening on {a}");
+        }
+        match crate::net::raise_fd_limit() {
+            Ok(n) => log::debug!("open-file limit {n}"),
+            Err(e) => log::warn!("cannot read the open-file limit: {e}"),
         }
         match self.auth {
             None => log::info!("authentication disabled"),
@@ -381,7 +450,17 @@ impl Server {
     fn on_accept(&mut self, sock: TcpStream, peer: SocketAddr, now: Instant) {
         let peer = canonical(peer);
         if self.handshakes >= self.limits.max_handshakes {
-            log::warn!("{peer}: refused, {} connections already in handshake (--max-handshakes)", self.handshakes);
+            self.quiet.warn(
+                now,
+                format_args!(
+                    "{peer}: refused, {} connections already in handshake (--max-handshakes)",
+                    self.handshakes
+                ),
+            );
+            return;
+        }
+        if let Err(why) = self.guard.check(peer.ip(), now) {
+            self.quiet.warn(now, format_args!("{peer}: refused: {why}"));
             return;
         }
         let _ = sock.set_nodelay(true);
@@ -390,6 +469,7 @@ impl Server {
             peer,
             role: Role::Handshake(Box::default()),
             armed: None,
+            linger: false,
             eof: false,
             queued_read: false,
             queued_write: false,
@@ -405,6 +485,7 @@ impl Server {
             return;
         }
         self.handshakes += 1;
+        self.guard.handshake_started(peer.ip());
         c.stream.out.push(&reply::HELLO);
         self.timers.schedule(Owner::Conn(key), now + self.limits.handshake_timeout, &mut c.armed);
         log::debug!("{peer}: connected");
@@ -422,6 +503,8 @@ impl Server {
     fn on_writable(&mut self, key: usize, now: Instant) {
         let Some(c) = self.conns.get_mut(key) else { return };
         match c.role {
+            // A lingering failed login keeps its reply until the delay is over.
+            Role::Handshake(_) if c.linger => {}
             Role::Handshake(_) => {
                 if let Err(e) = c.stream.write(None, 0, IO_BUDGET) {
                     let peer = c.peer;
@@ -472,14 +555,30 @@ impl Server {
                     return;
                 }
                 Ok(Event::Ready { cmd, user }) => {
+                    if user.is_some() {
+                        self.guard.auth_succeeded(peer.ip());
+                    }
                     self.admit(key, cmd, user, now);
                     return;
                 }
-                Err(e) => {
-                    match &e {
-                        HandshakeError::AuthFailed { .. } => log::warn!("{peer}: {e}"),
-                        _ => log::info!("{peer}: {e}; closing"),
+                Err(e @ HandshakeError::AuthFailed { .. }) => {
+                    let outcome = self.guard.auth_failed(peer.ip(), now);
+                    self.quiet.warn(now, format_args!("{peer}: {e}"));
+                    if let Some(ban) = outcome.banned {
+                        log::warn!("{}: banned for {} s after repeated failed logins", peer.ip(), ban.as_secs());
                     }
+                    if outcome.delay.is_zero() {
+                        self.close_conn(key);
+                    } else if let Some(c) = self.conns.get_mut(key) {
+                        // Hold the failure reply: slows down password guessing.
+                        c.linger = true;
+                        c.armed = None;
+                        self.timers.schedule(Owner::Conn(key), now + outcome.delay, &mut c.armed);
+                    }
+                    return;
+                }
+                Err(e) => {
+                    self.quiet.info(now, format_args!("{peer}: {e}; closing"));
                     self.close_conn(key);
                     return;
                 }
@@ -492,6 +591,7 @@ impl Server {
         let (Some(s), Some(c)) = (self.sessions.get_mut(session), self.conns.get_mut(key)) else { return };
         if matches!(c.role, Role::Handshake(_)) {
             self.handshakes -= 1;
+            self.guard.handshake_ended(c.peer.ip());
         }
         let tx_size = tcp_block(s.cmd.tx_size);
         c.stream.set_payload(tx_size, s.cmd.random, tx_size);
@@ -532,6 +632,8 @@ impl Server {
             rate = cap;
         }
         let pacer = TokenBucket::new(rate, TokenBucket::tcp_burst(rate), now);
+        let rx_cap = self.limits.max_rate_per_session;
+        let rx_pacer = TokenBucket::new(rx_cap, TokenBucket::tcp_burst(rx_cap), now);
         let udp = if cmd.proto == Protocol::Udp {
             match self.open_udp(key, &cmd, rate, now) {
                 Ok(u) => Some(u),
@@ -558,6 +660,7 @@ impl Server {
             udp.as_ref().map_or(String::new(), |(port, _)| format!(" udp_port={port}"))
         );
         let mut session = Session::new(id, peer, user, cmd, phase, pacer, now);
+        session.rx_pacer = rx_pacer;
         if let Some((port, flow)) = udp {
             session.udp_port = Some(port);
             session.udp = Some(flow);
@@ -639,11 +742,15 @@ impl Server {
         } else {
             &self.bufs.zeros
         };
-        match u.send(payload, now, IO_BUDGET) {
+        let tx_before = u.tx_bytes;
+        let res = u.send(payload, now, IO_BUDGET, share(&mut self.total_tx, now, self.tx_active));
+        self.total_tx.consume(u.tx_bytes - tx_before);
+        match res {
             Ok(out) => {
+                let wait = if out.limited { Some(self.total_tx.wake_at()) } else { out.wait };
                 if out.more {
                     self.ready.push(Ready::UdpWrite(skey));
-                } else if let Some(w) = out.wait {
+                } else if let Some(w) = wait {
                     if s.pace_wake.is_none_or(|p| w < p) {
                         s.pace_wake = Some(w);
                         self.reschedule(skey);
@@ -722,6 +829,8 @@ impl Server {
             );
         }
         s.set_phase(Phase::Running, now);
+        self.tx_active += usize::from(s.cmd.direction.server_transmits());
+        self.rx_active += usize::from(s.cmd.direction.server_receives());
         for ck in s.conns.clone() {
             self.write_data(ck, skey, now);
         }
@@ -736,36 +845,47 @@ impl Server {
     }
 
     fn read_data(&mut self, key: usize, skey: usize, now: Instant) {
-        let Some(c) = self.conns.get_mut(key) else { return };
-        let res = c.stream.read(&mut self.bufs.scratch, IO_BUDGET);
-        let Some(s) = self.sessions.get_mut(skey) else { return };
-        match res {
-            Ok(r) => {
-                if r.bytes > 0 {
-                    s.last_activity = now;
-                }
-                if let Some(u) = s.udp.as_mut() {
-                    // The client's statuses on the control connection pace our datagrams.
-                    if c.stream.peer.count != s.peer_statuses {
-                        s.peer_statuses = c.stream.peer.count;
-                        if let Some(st) = c.stream.peer.last {
-                            u.adapt(st.bytes, now);
-                        }
-                    }
-                }
-                if r.eof {
-                    c.eof = true;
-                    self.peer_closed(skey, now);
-                } else if r.more && !c.queued_read {
-                    c.queued_read = true;
-                    self.ready.push(Ready::Read(key));
-                }
-            }
+        let (Some(c), Some(s)) = (self.conns.get_mut(key), self.sessions.get_mut(skey)) else { return };
+        let limit = s.rx_pacer.available(now).min(share(&mut self.total_rx, now, self.rx_active));
+        let r = match c.stream.read(&mut self.bufs.scratch, IO_BUDGET, limit) {
+            Ok(r) => r,
             Err(e) if session::is_peer_close(&e) => {
                 c.eof = true;
                 self.peer_closed(skey, now);
+                return;
             }
-            Err(e) => self.end_session(skey, EndReason::from_io(&e)),
+            Err(e) => {
+                self.end_session(skey, EndReason::from_io(&e));
+                return;
+            }
+        };
+        if r.bytes > 0 {
+            s.last_activity = now;
+            s.rx_pacer.consume(r.bytes);
+            self.total_rx.consume(r.bytes);
+        }
+        if let Some(u) = s.udp.as_mut() {
+            // The client's statuses on the control connection pace our datagrams.
+            if c.stream.peer.count != s.peer_statuses {
+                s.peer_statuses = c.stream.peer.count;
+                if let Some(st) = c.stream.peer.last {
+                    u.adapt(st.bytes, now);
+                }
+            }
+        }
+        if r.eof {
+            c.eof = true;
+            self.peer_closed(skey, now);
+        } else if r.more && !c.queued_read {
+            c.queued_read = true;
+            self.ready.push(Ready::Read(key));
+        } else if r.throttled {
+            // Stop reading (TCP flow control slows the sender) until tokens accrue.
+            let wake = s.rx_pacer.wake_at().max(self.total_rx.wake_at());
+            if s.rx_wake.is_none_or(|w| wake < w) {
+                s.rx_wake = Some(wake);
+                self.reschedule(skey);
+            }
         }
     }
 
@@ -784,12 +904,19 @@ impl Server {
     fn write_data(&mut self, key: usize, skey: usize, now: Instant) {
         let (Some(c), Some(s)) = (self.conns.get_mut(key), self.sessions.get_mut(skey)) else { return };
         let transmitting = s.is_running() && s.cmd.proto == Protocol::Tcp && s.cmd.direction.server_transmits();
-        let (payload, allowance) =
-            if transmitting { (Some(self.bufs.payload(s.cmd.random)), s.pacer.available(now)) } else { (None, 0) };
+        let (payload, allowance) = if transmitting {
+            (
+                Some(self.bufs.payload(s.cmd.random)),
+                s.pacer.available(now).min(share(&mut self.total_tx, now, self.tx_active)),
+            )
+        } else {
+            (None, 0)
+        };
         match c.stream.write(payload, allowance, IO_BUDGET) {
             Ok(w) => {
                 if w.payload > 0 {
                     s.pacer.consume(w.payload);
+                    self.total_tx.consume(w.payload);
                     s.last_activity = now;
                 }
                 if w.more {
@@ -797,9 +924,9 @@ impl Server {
                         c.queued_write = true;
                         self.ready.push(Ready::Write(key));
                     }
-                } else if transmitting && !w.blocked && s.pacer.is_limited() {
-                    // Out of tokens: wake when a burst's worth has accrued.
-                    let wake = s.pacer.wake_at();
+                } else if transmitting && !w.blocked && (s.pacer.is_limited() || self.total_tx.is_limited()) {
+                    // Out of tokens: wake when the emptier bucket has refilled half way.
+                    let wake = s.pacer.wake_at().max(self.total_tx.wake_at());
                     if s.pace_wake.is_none_or(|w| wake < w) {
                         s.pace_wake = Some(wake);
                         self.reschedule(skey);
@@ -843,7 +970,9 @@ impl Server {
                     if !take_if_live(&mut c.armed, at) {
                         continue;
                     }
-                    if let Role::Handshake(hs) = &c.role {
+                    if c.linger {
+                        self.close_conn(key);
+                    } else if let Role::Handshake(hs) = &c.role {
                         log::info!(
                             "{}: handshake not completed within {} s (waiting for {}); closing",
                             c.peer,
@@ -895,10 +1024,21 @@ impl Server {
         }
         let status_due = s.is_running() && now >= s.next_status;
         let pace_due = s.pace_wake.is_some_and(|w| now >= w);
+        let rx_due = s.rx_wake.is_some_and(|w| now >= w);
+        if rx_due {
+            s.rx_wake = None;
+        }
         if status_due {
             let st = Status { cpu: self.cpu_now, seq: s.status_seq, bytes: 0 };
             // UDP: the datagram bytes received, on the control connection.
-            let udp_bytes = s.udp.as_mut().map(|u| std::mem::take(&mut u.rx_interval));
+            // A UDP sender cannot be slowed by not reading, but it adapts to
+            // what we report: report no more than the per-test cap allows.
+            let cap = self.limits.max_rate_per_session / 8;
+            let udp_bytes = s
+                .udp
+                .as_mut()
+                .map(|u| std::mem::take(&mut u.rx_interval))
+                .map(|b| if cap > 0 { b.min(cap) } else { b });
             for &ck in &s.conns {
                 if let Some(c) = self.conns.get_mut(ck) {
                     let interval = udp_bytes.unwrap_or(c.stream.rx_interval);
@@ -919,11 +1059,20 @@ impl Server {
         if pace_due {
             self.udp_send(skey, now);
         }
+        if rx_due {
+            for ck in self.sessions.get(skey).map(|s| s.conns.clone()).unwrap_or_default() {
+                self.read_data(ck, skey, now);
+            }
+        }
         self.reschedule(skey);
     }
 
     fn end_session(&mut self, skey: usize, reason: EndReason) {
         let Some(s) = self.sessions.remove(skey) else { return };
+        if s.running_since.is_some() {
+            self.tx_active -= usize::from(s.cmd.direction.server_transmits());
+            self.rx_active -= usize::from(s.cmd.direction.server_receives());
+        }
         if let Some(t) = s.token {
             if self.joining.get(&t) == Some(&skey) {
                 self.joining.remove(&t);
@@ -990,6 +1139,7 @@ impl Server {
         let Some(mut c) = self.conns.remove(key) else { return };
         if matches!(c.role, Role::Handshake(_)) {
             self.handshakes -= 1;
+            self.guard.handshake_ended(c.peer.ip());
         }
         if !c.stream.out.is_empty() {
             c.stream.write_blocked = false;
@@ -1007,6 +1157,16 @@ fn join_target(joining: &HashMap<u16, usize>, sessions: &Slab<Session>, ip: IpAd
         return Some(skey);
     }
     joining.values().copied().find(|k| open(k) && sessions.get(*k).is_some_and(|s| s.cmd.emit() == *raw))
+}
+
+/// A fair part of a shared bucket for one of `active` tests, so that the
+/// test woken first cannot take every token and starve the others.
+fn share(bucket: &mut TokenBucket, now: Instant, active: usize) -> u64 {
+    let avail = bucket.available(now);
+    if !bucket.is_limited() || active <= 1 {
+        return avail;
+    }
+    (avail / active as u64).max(avail.min(1500))
 }
 
 /// TCP write block size: RouterOS sends 32768; 0 would mean nothing.

@@ -92,6 +92,10 @@ pub struct Session {
     pub last_activity: Instant,
     /// The pacer asked to be woken at this time.
     pub pace_wake: Option<Instant>,
+    /// Caps how fast this test's connections are read (operator limit).
+    pub rx_pacer: TokenBucket,
+    /// Reading paused for the cap; resume at this time.
+    pub rx_wake: Option<Instant>,
     /// Live timer deadline (see `timers::Timers::schedule`).
     pub armed: Option<Instant>,
     /// The datagram flow of a UDP test, and the pool port it holds.
@@ -126,6 +130,8 @@ impl Session {
             status_seq: 1,
             last_activity: now,
             pace_wake: None,
+            rx_pacer: TokenBucket::new(0, 1, now),
+            rx_wake: None,
             armed: None,
             udp: None,
             udp_port: None,
@@ -166,7 +172,7 @@ impl Session {
         if let (Some(start), Some(max)) = (self.running_since, max_duration) {
             t = t.min(start + max);
         }
-        if let Some(w) = self.pace_wake {
+        for w in [self.pace_wake, self.rx_wake].into_iter().flatten() {
             t = t.min(w);
         }
         t

@@ -24,6 +24,8 @@ pub struct SendOutcome {
     pub more: bool,
     /// The pacer allows the next datagram at this time.
     pub wait: Option<Instant>,
+    /// Sending stopped at the caller's byte limit.
+    pub limited: bool,
 }
 
 /// What a receive pass did.
@@ -140,9 +142,10 @@ impl UdpFlow {
         }
     }
 
-    /// Sends as many datagrams as the pacer allows, in at most `budget`
-    /// batches. `payload` must hold at least `payload_len() - 4` bytes.
-    pub fn send(&mut self, payload: &[u8], now: Instant, budget: u32) -> io::Result<SendOutcome> {
+    /// Sends as many datagrams as the pacer and `limit` (IP-level bytes)
+    /// allow, in at most `budget` batches. `payload` must hold at least
+    /// `payload_len() - 4` bytes.
+    pub fn send(&mut self, payload: &[u8], now: Instant, budget: u32, mut limit: u64) -> io::Result<SendOutcome> {
         let mut out = SendOutcome::default();
         if self.write_blocked {
             out.blocked = true;
@@ -150,13 +153,14 @@ impl UdpFlow {
         }
         let body = &payload[..(self.payload_len - wire::MIN_PAYLOAD).min(payload.len())];
         for _ in 0..budget {
-            let n = if self.pacer.is_limited() {
-                (self.pacer.available(now) / self.wire_len).min(batch::MAX_SEND as u64) as usize
-            } else {
-                batch::MAX_SEND
-            };
-            if n == 0 {
+            let paced = self.pacer.available(now) / self.wire_len;
+            if paced == 0 {
                 out.wait = Some(self.pacer.ready_at(self.wire_len));
+                return Ok(out);
+            }
+            let n = paced.min(limit / self.wire_len).min(batch::MAX_SEND as u64) as usize;
+            if n == 0 {
+                out.limited = true;
                 return Ok(out);
             }
             let sent = match self.sender.send(&self.sock, self.dest, self.next_seq, body, n) {
@@ -171,6 +175,7 @@ impl UdpFlow {
             self.next_seq = self.next_seq.wrapping_add(sent as u32);
             let bytes = sent as u64 * self.wire_len;
             self.pacer.consume(bytes);
+            limit -= bytes;
             self.tx_bytes += bytes;
             out.datagrams += sent as u64;
             if sent < n {

@@ -160,6 +160,9 @@ pub struct ClientRun {
     pub remote_cpu: Option<u8>,
     pub lost: u64,
     pub intervals: usize,
+    /// Bytes sent and received in each reported second.
+    pub interval_tx: Vec<u64>,
+    pub interval_rx: Vec<u64>,
 }
 
 /// Runs `btestd client ADDR --format csv <args>` (bounded by its duration plus a margin).
@@ -214,7 +217,11 @@ fn parse_client(o: Output) -> ClientRun {
     for line in stdout.lines() {
         let f: Vec<&str> = line.split(',').collect();
         match f.first() {
-            Some(&"interval") => run.intervals += 1,
+            Some(&"interval") => {
+                run.intervals += 1;
+                run.interval_tx.push(f[2].parse().unwrap());
+                run.interval_rx.push(f[3].parse().unwrap());
+            }
             Some(&"summary") => {
                 run.seconds = f[1].parse().unwrap();
                 run.tx_bytes = f[2].parse().unwrap();

@@ -1,0 +1,156 @@
+//! Operator limits and abuse protection, through a real server.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+
+const LOG_WAIT: Duration = Duration::from_secs(10);
+
+/// Connects and reports whether the server greeted us (HELLO) or hung up.
+fn greeted(r: &mut Raw) -> bool {
+    let (data, _) = r.read_to_close(Duration::from_millis(500));
+    data.starts_with(&[1, 0, 0, 0])
+}
+
+#[test]
+fn denied_and_not_allowed_networks_get_no_hello() {
+    let server = Server::start(&["--deny", "127.0.0.2/32"]);
+    let mut r = Raw::connect_from("127.0.0.2".parse().unwrap(), server.addr);
+    assert!(!greeted(&mut r));
+    server.wait_log("127.0.0.2", LOG_WAIT);
+    assert!(server.log().iter().any(|l| l.contains("refused: address is in a --deny network")));
+    let mut ok = Raw::connect(server.addr);
+    assert_eq!(ok.read_n(4), [1, 0, 0, 0]);
+
+    let server = Server::start(&["--allow", "127.0.0.1"]);
+    let mut r = Raw::connect_from("127.0.0.2".parse().unwrap(), server.addr);
+    assert!(!greeted(&mut r));
+    server.wait_log("address is in no --allow network", LOG_WAIT);
+    let mut ok = Raw::connect_from("127.0.0.1".parse().unwrap(), server.addr);
+    assert_eq!(ok.read_n(4), [1, 0, 0, 0]);
+}
+
+/// One MD5 login attempt with a wrong password; returns how long the failure took.
+fn wrong_login(server: &Server) -> Option<Duration> {
+    let mut r = Raw::connect(server.addr);
+    let (hello, closed) = {
+        let mut b = [0u8; 4];
+        match std::io::Read::read_exact(&mut r.s, &mut b) {
+            Ok(()) => (b, false),
+            Err(_) => (b, true),
+        }
+    };
+    if closed || hello != [1, 0, 0, 0] {
+        return None;
+    }
+    r.send(&tcp_cmd(2, true, 0, 0));
+    assert_eq!(r.read_n(4), [2, 0, 0, 0]);
+    let ch: [u8; 16] = r.read_n(16).try_into().unwrap();
+    let t0 = Instant::now();
+    r.send(&btestd::auth::md5::emit_response(b"u", b"wrong", &ch));
+    assert_eq!(r.read_n(4), [0, 0, 0, 0]);
+    Some(t0.elapsed())
+}
+
+#[test]
+fn repeated_failed_logins_slow_down_then_ban_the_address() {
+    let server = Server::start(&[
+        "--user",
+        "u",
+        "--password",
+        "p",
+        "--auth-scheme",
+        "md5",
+        "--auth-fail-limit",
+        "3",
+        "--auth-ban",
+        "2",
+    ]);
+    let first = wrong_login(&server).expect("first attempt is served");
+    let second = wrong_login(&server).expect("second attempt is served");
+    assert!(first < Duration::from_millis(300), "{first:?}");
+    assert!(second >= Duration::from_millis(450), "second failure is delayed: {second:?}");
+    wrong_login(&server).expect("third attempt is served");
+    server.wait_log("127.0.0.1: banned for 2 s after repeated failed logins", LOG_WAIT);
+    assert_eq!(server.log().iter().filter(|l| l.contains("banned for")).count(), 1, "logged once per ban");
+    // Banned: no HELLO, even for the right password.
+    assert!(wrong_login(&server).is_none());
+    let c = client(server.addr, &["--user", "u", "--password", "p", "--duration", "1"]);
+    assert_eq!(c.code, 1, "{c:?}");
+    std::thread::sleep(Duration::from_millis(2200));
+    let c = client(server.addr, &["--user", "u", "--password", "p", "--duration", "1", "--remote-speed", "1M"]);
+    assert_eq!(c.code, 0, "ban over: {c:?}");
+}
+
+#[test]
+fn handshakes_per_address_are_capped() {
+    let server = Server::start(&["--max-handshakes-per-ip", "2"]);
+    let mut a = Raw::connect(server.addr);
+    let mut b = Raw::connect(server.addr);
+    assert_eq!(a.read_n(4), [1, 0, 0, 0]);
+    assert_eq!(b.read_n(4), [1, 0, 0, 0]);
+    let mut c = Raw::connect(server.addr);
+    assert!(!greeted(&mut c));
+    server.wait_log("2 connections already in handshake (--max-handshakes-per-ip)", LOG_WAIT);
+    // Another address is unaffected.
+    let mut d = Raw::connect_from("127.0.0.2".parse().unwrap(), server.addr);
+    assert_eq!(d.read_n(4), [1, 0, 0, 0]);
+}
+
+fn mbps(bytes: u64, secs: f64) -> f64 {
+    bytes as f64 * 8.0 / secs / 1e6
+}
+
+#[test]
+fn per_test_rate_cap_applies_both_ways() {
+    let server = Server::start(&["--max-rate", "10M"]);
+    let c = client(server.addr, &["--direction", "receive", "--duration", "3"]);
+    assert!((mbps(c.rx_bytes, c.seconds) - 10.0).abs() < 1.5, "{c:?}");
+    // The server reads no faster than the cap, so TCP slows the sender.
+    let c = client(server.addr, &["--direction", "send", "--duration", "3"]);
+    // What the server read each second (its statuses), and over the whole test.
+    assert!((mbps(c.remote_rx_bytes, 3.0) - 10.0).abs() < 1.5, "{c:?}");
+    let end = server.session_end(2, LOG_WAIT);
+    let got: f64 = end["rx_mbps"].parse().unwrap();
+    assert!((got - 10.0).abs() < 1.5, "{got} Mbit/s: {c:?}");
+    // A UDP sender is told at most the cap in the server's statuses.
+    // After its first unlimited second, our client sends 1.5 times what the
+    // server reports, and the server reports at most 10 Mbit/s.
+    let c = client(server.addr, &["--proto", "udp", "--direction", "send", "--duration", "4"]);
+    let last = *c.interval_tx.last().unwrap();
+    assert!(mbps(last, 1.0) <= 15.5, "UDP sender should adapt to the cap: {c:?}");
+    assert!(mbps(c.remote_rx_bytes, 3.0) <= 10.5, "{c:?}");
+}
+
+#[test]
+fn total_rate_cap_is_shared_by_all_tests() {
+    let server = Server::start(&["--max-rate-total", "20M"]);
+    let a = client_spawn(server.addr, &["--direction", "receive", "--duration", "3"]);
+    let b = client_spawn(server.addr, &["--direction", "receive", "--duration", "3"]);
+    let (a, b) = (client_wait(a), client_wait(b));
+    let sum = mbps(a.rx_bytes, a.seconds) + mbps(b.rx_bytes, b.seconds);
+    assert!((sum - 20.0).abs() < 3.0, "together {sum} Mbit/s: {a:?} {b:?}");
+    assert!(mbps(a.rx_bytes, a.seconds) > 4.0 && mbps(b.rx_bytes, b.seconds) > 4.0, "both get a share");
+}
+
+#[test]
+fn max_duration_ends_long_tests() {
+    let server = Server::start(&["--max-duration", "1"]);
+    let t0 = Instant::now();
+    let c = client(server.addr, &["--duration", "10", "--remote-speed", "5M"]);
+    assert_eq!(c.code, 2, "ended by the server: {c:?}");
+    assert!(t0.elapsed() < Duration::from_secs(4));
+    let end = server.session_end(1, LOG_WAIT);
+    assert_eq!(end["reason"], "max-duration");
+}
+
+#[test]
+fn global_session_limit_refuses_extra_tests() {
+    let server = Server::start(&["--max-sessions", "1"]);
+    let (_a, rep) = Raw::command(server.addr, &tcp_cmd(1, true, 0, 0));
+    assert_eq!(rep, [1, 0, 0, 0]);
+    let (_b, rep) = Raw::command(server.addr, &tcp_cmd(1, true, 0, 0));
+    assert_eq!(rep, [0, 0, 0, 0]);
+    server.wait_log("server is full: 1 tests running (--max-sessions)", LOG_WAIT);
+}
