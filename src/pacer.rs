@@ -53,10 +53,12 @@ impl TokenBucket {
         self.ready_at(self.burst.div_ceil(2))
     }
 
-    /// Changes the rate, keeping the tokens already earned.
-    pub fn set_rate(&mut self, bits_per_sec: u64, now: Instant) {
+    /// Changes rate and burst, keeping the tokens already earned (up to the new burst).
+    pub fn set_rate(&mut self, bits_per_sec: u64, burst: u64, now: Instant) {
         self.refill(now);
         self.rate = bits_per_sec / 8;
+        self.burst = burst.max(1);
+        self.tokens = self.tokens.min(self.burst);
         self.last = now;
     }
 
@@ -67,6 +69,15 @@ impl TokenBucket {
         }
         self.refill(now);
         self.tokens
+    }
+
+    /// Tokens a writer may use now: all of them once at least half a burst
+    /// has accrued, else none. Readiness events arrive far more often than
+    /// the pace; spending every few accrued bytes at each of them would
+    /// turn a paced stream into a flood of tiny writes.
+    pub fn grant(&mut self, now: Instant) -> u64 {
+        let avail = self.available(now);
+        if self.rate == 0 || avail >= self.burst.div_ceil(2) { avail } else { 0 }
     }
 
     pub fn consume(&mut self, n: u64) {
@@ -157,6 +168,18 @@ mod tests {
         assert_eq!(b.ready_at(100), t0 + Duration::from_millis(100));
         assert_eq!(b.available(t0 + Duration::from_millis(100)), 100);
         assert_eq!(b.available(t0 + Duration::from_secs(60)), 500);
+    }
+
+    #[test]
+    fn grant_waits_for_half_a_burst() {
+        let t0 = Instant::now();
+        let mut b = TokenBucket::new(8_000, 1000, t0); // 1000 B/s
+        assert_eq!(b.grant(t0), 1000);
+        b.consume(1000);
+        assert_eq!(b.grant(t0 + Duration::from_millis(100)), 0);
+        assert_eq!(b.wake_at(), t0 + Duration::from_millis(500));
+        assert_eq!(b.grant(t0 + Duration::from_millis(500)), 500);
+        assert_eq!(TokenBucket::new(0, 1, t0).grant(t0), u64::MAX);
     }
 
     #[test]

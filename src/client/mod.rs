@@ -192,7 +192,7 @@ fn tcp_data_phase(
         // Write and read passes for connections that need one.
         for i in std::mem::take(&mut writable) {
             let Some(st) = streams.get_mut(i) else { continue };
-            let allowance = if transmit { pacer.available(now) } else { 0 };
+            let allowance = if transmit { pacer.grant(now) } else { 0 };
             let w = st.write(transmit.then_some(&payload[..]), allowance, IO_BUDGET).map_err(ClientError::Io)?;
             pacer.consume(w.payload);
             if w.more {

@@ -626,11 +626,7 @@ impl Server {
 
         let id = self.next_session_id;
         self.next_session_id += 1;
-        let mut rate = u64::from(cmd.remote_tx_speed);
-        let cap = self.limits.max_rate_per_session;
-        if cap > 0 && (rate == 0 || rate > cap) {
-            rate = cap;
-        }
+        let rate = min_rate(u64::from(cmd.remote_tx_speed), self.limits.max_rate_per_session);
         let pacer = TokenBucket::new(rate, TokenBucket::tcp_burst(rate), now);
         let rx_cap = self.limits.max_rate_per_session;
         let rx_pacer = TokenBucket::new(rx_cap, TokenBucket::tcp_burst(rx_cap), now);
@@ -743,7 +739,7 @@ impl Server {
             &self.bufs.zeros
         };
         let tx_before = u.tx_bytes;
-        let res = u.send(payload, now, IO_BUDGET, share(&mut self.total_tx, now, self.tx_active));
+        let res = u.send(payload, now, IO_BUDGET, self.total_tx.grant(now));
         self.total_tx.consume(u.tx_bytes - tx_before);
         match res {
             Ok(out) => {
@@ -831,11 +827,42 @@ impl Server {
         s.set_phase(Phase::Running, now);
         self.tx_active += usize::from(s.cmd.direction.server_transmits());
         self.rx_active += usize::from(s.cmd.direction.server_receives());
+        self.rebalance(now);
+        let Some(s) = self.sessions.get_mut(skey) else { return };
         for ck in s.conns.clone() {
             self.write_data(ck, skey, now);
         }
         self.udp_send(skey, now);
         self.reschedule(skey);
+    }
+
+    /// With a total cap, each running test gets an equal part of it as its
+    /// own cap, so the test served first cannot take the whole budget; the
+    /// shared bucket stays as the hard limit.
+    fn rebalance(&mut self, now: Instant) {
+        let total = self.limits.max_rate_total;
+        if total == 0 {
+            return;
+        }
+        let per = self.limits.max_rate_per_session;
+        let tx_part = total / self.tx_active.max(1) as u64;
+        let rx_part = total / self.rx_active.max(1) as u64;
+        for key in self.sessions.keys() {
+            let Some(s) = self.sessions.get_mut(key) else { continue };
+            if !s.is_running() {
+                continue;
+            }
+            let tx = min_rate(min_rate(u64::from(s.cmd.remote_tx_speed), per), tx_part);
+            match s.udp.as_mut() {
+                Some(u) => u.set_cap(tx, now),
+                None if s.pacer.rate_bps() != tx => s.pacer.set_rate(tx, TokenBucket::tcp_burst(tx), now),
+                None => {}
+            }
+            let rx = min_rate(per, rx_part);
+            if s.rx_pacer.rate_bps() != rx {
+                s.rx_pacer.set_rate(rx, TokenBucket::tcp_burst(rx), now);
+            }
+        }
     }
 
     fn reschedule(&mut self, skey: usize) {
@@ -846,7 +873,7 @@ impl Server {
 
     fn read_data(&mut self, key: usize, skey: usize, now: Instant) {
         let (Some(c), Some(s)) = (self.conns.get_mut(key), self.sessions.get_mut(skey)) else { return };
-        let limit = s.rx_pacer.available(now).min(share(&mut self.total_rx, now, self.rx_active));
+        let limit = s.rx_pacer.grant(now).min(self.total_rx.grant(now));
         let r = match c.stream.read(&mut self.bufs.scratch, IO_BUDGET, limit) {
             Ok(r) => r,
             Err(e) if session::is_peer_close(&e) => {
@@ -905,10 +932,7 @@ impl Server {
         let (Some(c), Some(s)) = (self.conns.get_mut(key), self.sessions.get_mut(skey)) else { return };
         let transmitting = s.is_running() && s.cmd.proto == Protocol::Tcp && s.cmd.direction.server_transmits();
         let (payload, allowance) = if transmitting {
-            (
-                Some(self.bufs.payload(s.cmd.random)),
-                s.pacer.available(now).min(share(&mut self.total_tx, now, self.tx_active)),
-            )
+            (Some(self.bufs.payload(s.cmd.random)), s.pacer.grant(now).min(self.total_tx.grant(now)))
         } else {
             (None, 0)
         };
@@ -1072,6 +1096,7 @@ impl Server {
         if s.running_since.is_some() {
             self.tx_active -= usize::from(s.cmd.direction.server_transmits());
             self.rx_active -= usize::from(s.cmd.direction.server_receives());
+            self.rebalance(Instant::now());
         }
         if let Some(t) = s.token {
             if self.joining.get(&t) == Some(&skey) {
@@ -1159,14 +1184,12 @@ fn join_target(joining: &HashMap<u16, usize>, sessions: &Slab<Session>, ip: IpAd
     joining.values().copied().find(|k| open(k) && sessions.get(*k).is_some_and(|s| s.cmd.emit() == *raw))
 }
 
-/// A fair part of a shared bucket for one of `active` tests, so that the
-/// test woken first cannot take every token and starve the others.
-fn share(bucket: &mut TokenBucket, now: Instant, active: usize) -> u64 {
-    let avail = bucket.available(now);
-    if !bucket.is_limited() || active <= 1 {
-        return avail;
+/// The lower of two rates where 0 means unlimited.
+fn min_rate(a: u64, b: u64) -> u64 {
+    match (a, b) {
+        (0, x) | (x, 0) => x,
+        (a, b) => a.min(b),
     }
-    (avail / active as u64).max(avail.min(1500))
 }
 
 /// TCP write block size: RouterOS sends 32768; 0 would mean nothing.

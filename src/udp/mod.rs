@@ -125,6 +125,16 @@ impl UdpFlow {
         self.loss.totals()
     }
 
+    /// Changes the highest rate (an operator cap shared by more tests).
+    pub fn set_cap(&mut self, cap: u64, now: Instant) {
+        self.cap = cap;
+        let current = self.pacer.rate_bps();
+        if cap > 0 && (current == 0 || current > cap) {
+            let bps = pace_bps(cap, self.wire_len);
+            self.pacer = TokenBucket::new(bps, burst(bps, self.wire_len), now);
+        }
+    }
+
     /// Applies the peer's report of `bytes` received in the last second:
     /// the next second's rate is 1.5 times that, never above the cap; a
     /// report of 0 changes nothing (it must not become "unlimited").
