@@ -59,7 +59,7 @@ pub struct Sender {
 
 impl Sender {
     pub fn new(mode: IoMode) -> Sender {
-        Sender { mode, gso: mode == IoMode::Batched }
+        Sender { mode, gso: mode == IoMode::Batched && gso_works() }
     }
 
     /// Sends `count` (at most [`MAX_SEND`]) datagrams to `dest`, the i-th
@@ -85,6 +85,31 @@ impl Sender {
         }
         send(sock, self.mode, dest, first_seq, payload, count)
     }
+}
+
+/// Whether the kernel really cuts offloaded sends into datagrams, checked
+/// once over loopback. An emulator (qemu-user) or an odd kernel may accept
+/// the option and ignore it, which would send one giant datagram instead.
+fn gso_works() -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *WORKS.get_or_init(|| {
+            let probe = || -> io::Result<bool> {
+                let rx = std::net::UdpSocket::bind("127.0.0.1:0")?;
+                rx.set_read_timeout(Some(std::time::Duration::from_millis(200)))?;
+                let tx = mio::net::UdpSocket::bind("127.0.0.1:0".parse().map_err(io::Error::other)?)?;
+                let sent = send_gso(&tx, rx.local_addr()?, 7, &[0u8; 4], 2)?;
+                let mut buf = [0u8; 64];
+                let a = rx.recv(&mut buf)?;
+                let b = rx.recv(&mut buf)?;
+                Ok(sent == 2 && a == 8 && b == 8 && buf[..4] == 8u32.to_be_bytes())
+            };
+            probe().unwrap_or(false)
+        })
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    false
 }
 
 /// Sends up to [`BATCH`] datagrams without segmentation offload.
