@@ -1,69 +1,87 @@
-//! IP networks in CIDR notation, for allow/deny lists and per-network settings.
+//! IP networks in CIDR notation, for allow/deny lists and per-network quotas.
 
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
-/// A network: an address with its host bits cleared and a prefix length.
+pub(crate) fn mask_v4(a: Ipv4Addr, prefix: u8) -> Ipv4Addr {
+    let bits = u32::from(a);
+    let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix.min(32))) };
+    Ipv4Addr::from(bits & mask)
+}
+
+pub(crate) fn mask_v6(a: Ipv6Addr, prefix: u8) -> Ipv6Addr {
+    let bits = u128::from(a);
+    let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix.min(128))) };
+    Ipv6Addr::from(bits & mask)
+}
+
+/// `ip` with all but the first `prefix` bits cleared.
+pub fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(a) => IpAddr::V4(mask_v4(a, prefix)),
+        IpAddr::V6(a) => IpAddr::V6(mask_v6(a, prefix)),
+    }
+}
+
+/// An address block such as `10.0.0.0/8` or `2001:db8::/32`; a bare
+/// address is a /32 or /128. IPv4-mapped IPv6 blocks become IPv4.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Cidr {
+    /// Network address: bits past `prefix` are zero.
     addr: IpAddr,
     prefix: u8,
 }
 
 impl Cidr {
-    pub fn new(addr: IpAddr, prefix: u8) -> Option<Cidr> {
-        let addr = addr.to_canonical();
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        (prefix <= max).then(|| Cidr { addr: mask(addr, prefix), prefix })
+    pub fn new(addr: IpAddr, prefix: u8) -> Result<Cidr, String> {
+        match addr {
+            IpAddr::V4(a) if prefix <= 32 => Ok(Cidr { addr: IpAddr::V4(mask_v4(a, prefix)), prefix }),
+            IpAddr::V6(a) if prefix <= 128 => {
+                if let (Some(v4), true) = (a.to_ipv4_mapped(), prefix >= 96) {
+                    return Cidr::new(IpAddr::V4(v4), prefix - 96);
+                }
+                Ok(Cidr { addr: IpAddr::V6(mask_v6(a, prefix)), prefix })
+            }
+            _ => Err(format!("invalid prefix length /{prefix} for {addr}")),
+        }
     }
 
     pub fn prefix(&self) -> u8 {
         self.prefix
     }
 
-    /// Whether `ip` (IPv4-mapped IPv6 counts as IPv4) lies in this network.
+    pub fn addr(&self) -> IpAddr {
+        self.addr
+    }
+
+    /// True when `ip` (canonicalised) lies inside this block.
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        ip.is_ipv4() == self.addr.is_ipv4() && mask(ip, self.prefix) == self.addr
-    }
-}
-
-/// `ip` with all but the first `prefix` bits cleared.
-pub fn mask(ip: IpAddr, prefix: u8) -> IpAddr {
-    match ip {
-        IpAddr::V4(v4) => {
-            let bits = u32::from(v4);
-            let m = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix.min(32))) };
-            IpAddr::V4((bits & m).into())
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(a)) => mask_v4(a, self.prefix) == net,
+            (IpAddr::V6(net), IpAddr::V6(a)) => mask_v6(a, self.prefix) == net,
+            _ => false,
         }
-        IpAddr::V6(v6) => {
-            let bits = u128::from(v6);
-            let m = if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix.min(128))) };
-            IpAddr::V6((bits & m).into())
-        }
-    }
-}
-
-impl FromStr for Cidr {
-    type Err = String;
-
-    /// `10.0.0.0/8`, `2001:db8::/32`, or a bare address (a single host).
-    fn from_str(s: &str) -> Result<Cidr, String> {
-        let bad = || format!("invalid network '{s}': use ADDRESS/PREFIX such as 192.0.2.0/24 or 2001:db8::/32");
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| bad())?)),
-            None => (s, None),
-        };
-        let addr: IpAddr = addr.trim_matches(|c| c == '[' || c == ']').parse().map_err(|_| bad())?;
-        let prefix = prefix.unwrap_or(if addr.to_canonical().is_ipv4() { 32 } else { 128 });
-        Cidr::new(addr, prefix).ok_or_else(bad)
     }
 }
 
 impl fmt::Display for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+impl FromStr for Cidr {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Cidr, String> {
+        let bad = || format!("invalid address or block '{s}': use e.g. 192.0.2.7, 10.0.0.0/8 or 2001:db8::/48");
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| bad())?)),
+            None => (s, None),
+        };
+        let addr: IpAddr = addr.trim_matches(|c| c == '[' || c == ']').parse().map_err(|_| bad())?;
+        let prefix = prefix.unwrap_or(if addr.is_ipv4() { 32 } else { 128 });
+        Cidr::new(addr, prefix).map_err(|e| format!("{}: {e}", bad()))
     }
 }
 

@@ -26,6 +26,9 @@ pub struct Args {
 pub enum Sub {
     Serve(ServeArgs),
     Client(ClientArgs),
+    User(crate::admin::UserArgs),
+    Quota(crate::admin::QuotaArgs),
+    Usage(crate::admin::UsageArgs),
 }
 
 /// Run the bandwidth-test server.
@@ -98,6 +101,15 @@ pub struct ServeArgs {
     /// UDP system calls: batched (sendmmsg/recvmmsg, Linux default) or portable
     #[argh(option, default = "IoMode::native()")]
     pub udp_io: IoMode,
+    /// SQLite file of users, quotas and usage (default /var/lib/btestd/btestd.db; /var/db/btestd on FreeBSD)
+    #[argh(option)]
+    pub db: Option<std::path::PathBuf>,
+    /// run without a database: no accounting, users only from --user
+    #[argh(switch)]
+    pub no_db: bool,
+    /// seconds between usage writes to the database (default 1)
+    #[argh(option, default = "1.0")]
+    pub flush_interval: f64,
     /// log debug details
     #[argh(switch, short = 'v')]
     pub verbose: bool,
@@ -243,8 +255,11 @@ pub fn run(args: Args) -> i32 {
     match args.cmd {
         Some(Sub::Serve(a)) => serve(a),
         Some(Sub::Client(a)) => client(a),
+        Some(Sub::User(a)) => crate::admin::user(a),
+        Some(Sub::Quota(a)) => crate::admin::quota(a),
+        Some(Sub::Usage(a)) => crate::admin::usage(a),
         None => {
-            eprintln!("btestd: give a subcommand (serve, client); see btestd --help");
+            eprintln!("btestd: give a subcommand (serve, client, user, quota, usage); see btestd --help");
             1
         }
     }
@@ -252,6 +267,35 @@ pub fn run(args: Args) -> i32 {
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
+}
+
+/// Opens the usage database. An explicit `--db` that cannot be used stops
+/// the start; the default path is only used when it can be (a newcomer
+/// running without root gets a working server without accounting).
+fn open_store(a: &ServeArgs) -> Result<Option<crate::store::Startup>, crate::store::StoreError> {
+    use crate::store::{Startup, StoreError, WriterConfig};
+    if a.no_db {
+        log::info!("no database (--no-db): tests are not accounted and users come only from --user");
+        return Ok(None);
+    }
+    let config = WriterConfig { flush_interval: Duration::from_secs_f64(a.flush_interval), ..WriterConfig::default() };
+    match &a.db {
+        Some(path) => Startup::open(path, config).map(Some),
+        None => {
+            let path = crate::store::default_db_path();
+            let existed = path.exists();
+            match Startup::open(&path, config) {
+                Ok(st) => Ok(Some(st)),
+                Err(
+                    e @ (StoreError::CreateDir { .. } | StoreError::CannotOpen { .. } | StoreError::ReadOnly { .. }),
+                ) if !existed => {
+                    log::warn!("usage is not recorded: {e}; give --db PATH (or --no-db to silence this)");
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            }
+        }
+    }
 }
 
 fn serve(a: ServeArgs) -> i32 {
@@ -270,15 +314,25 @@ fn serve(a: ServeArgs) -> i32 {
             return 1;
         }
     };
-    let mut users = Users::default();
-    let auth = match (&a.user, &a.password) {
-        (Some(u), Some(p)) => {
-            users.insert(User::with_password(u, p, a.auth_scheme == Scheme::Md5));
-            Some(a.auth_scheme)
-        }
+    let cli_user = match (&a.user, &a.password) {
+        (Some(u), Some(p)) => Some(User::with_password(u, p, a.auth_scheme == Scheme::Md5)),
         (None, None) => None,
         _ => {
             log::error!("--user and --password go together: give both to require authentication, or neither");
+            return 1;
+        }
+    };
+    if !(a.flush_interval > 0.0 && a.flush_interval <= 3600.0) {
+        log::error!("--flush-interval must be between 0 and 3600 seconds");
+        return 1;
+    }
+    let (users, secret, accounting) = match open_store(&a) {
+        Ok(Some(st)) => {
+            (st.users, Some(st.server_secret), Some(server::Accounting { ledger: st.ledger, writer: st.writer }))
+        }
+        Ok(None) => (Users::default(), None, None),
+        Err(e) => {
+            log::error!("{e}");
             return 1;
         }
     };
@@ -293,8 +347,11 @@ fn serve(a: ServeArgs) -> i32 {
     let config = server::Config {
         listen_explicit: !listen.is_empty(),
         listen: if listen.is_empty() { server::Config::default_listen() } else { listen },
-        auth,
+        scheme: a.auth_scheme,
         users,
+        cli_user,
+        secret,
+        accounting,
         limits: Limits {
             handshake_timeout: secs(a.handshake_timeout),
             idle_timeout: secs(a.idle_timeout),

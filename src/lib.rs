@@ -1,6 +1,7 @@
 //! btestd: a MikroTik bandwidth-test server (and client) built around one
 //! mio event loop, for router appliances.
 
+pub mod admin;
 pub mod auth;
 pub mod cidr;
 pub mod cli;
@@ -9,7 +10,9 @@ pub mod cpu;
 pub mod net;
 pub mod pacer;
 pub mod proto;
+pub mod quota;
 pub mod server;
+pub mod store;
 pub mod stream;
 pub mod sysrand;
 pub mod udp;

@@ -120,7 +120,8 @@ fn per_test_rate_cap_applies_both_ways() {
     let c = client(server.addr, &["--proto", "udp", "--direction", "send", "--duration", "4"]);
     let last = *c.interval_tx.last().unwrap();
     assert!(mbps(last, 1.0) <= 15.5, "UDP sender should adapt to the cap: {c:?}");
-    assert!(mbps(c.remote_rx_bytes, 3.0) <= 10.5, "{c:?}");
+    // Each of the server's statuses (at most one per second) reports at most 1.25 MB.
+    assert!(c.remote_rx_bytes <= 1_250_000 * (c.intervals as u64 + 1), "{c:?}");
 }
 
 #[test]

@@ -358,7 +358,7 @@ fn two_hundred_concurrent_low_rate_sessions_complete() {
 #[test]
 fn sigterm_and_sigint_stop_cleanly() {
     for sig in [libc::SIGTERM, libc::SIGINT] {
-        let server = Server::start(&[]);
+        let mut server = Server::start(&[]);
         let running = client_spawn(server.addr, &["--duration", "20", "--remote-speed", "10M"]);
         server.wait_log("session 1: ", LOG_WAIT);
         std::thread::sleep(Duration::from_millis(300));

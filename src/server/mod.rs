@@ -73,16 +73,28 @@ impl Default for Limits {
     }
 }
 
+/// Usage accounting: budgets checked in memory, records written by the
+/// store's writer thread. The loop never waits on either.
+pub struct Accounting {
+    pub ledger: crate::quota::Ledger,
+    pub writer: crate::store::Writer,
+}
+
 /// Everything `btestd serve` needs to run.
-#[derive(Debug, Clone)]
 pub struct Config {
     pub listen: Vec<SocketAddr>,
     /// When false, addresses that fail to bind (e.g. IPv6 on a kernel
     /// without it) are skipped as long as one binds.
     pub listen_explicit: bool,
-    /// None: no authentication.
-    pub auth: Option<Scheme>,
+    /// The challenge sent when authentication is on.
+    pub scheme: Scheme,
+    /// Users from the database, and possibly one from the command line.
     pub users: Users,
+    /// A user given on the command line: always required, kept across reloads.
+    pub cli_user: Option<crate::auth::User>,
+    /// Seed of EC-SRP5 decoys; the database keeps one across restarts.
+    pub secret: Option<[u8; 32]>,
+    pub accounting: Option<Accounting>,
     pub limits: Limits,
     /// First server UDP port; the client uses ours + 256.
     pub udp_port_base: u16,
@@ -264,8 +276,12 @@ pub struct Server {
     bufs: Buffers,
     cpu: CpuSampler,
     cpu_now: Option<u8>,
+    /// None while there is no user to log in as: tests are anonymous.
     auth: Option<Scheme>,
+    scheme: Scheme,
     users: Users,
+    cli_user: Option<crate::auth::User>,
+    acct: Option<Accounting>,
     secret: [u8; 32],
     limits: Limits,
     next_session_id: u64,
@@ -298,7 +314,8 @@ impl Server {
             .register(&mut mio::unix::SourceFd(&signals.fd()), token(KIND_SIGNAL, 0), Interest::READABLE)
             .map_err(ServerError::Poll)?;
         let total = config.limits.max_rate_total;
-        Ok(Server {
+        let users = config.users.clone();
+        let mut server = Server {
             poll,
             listeners,
             signals,
@@ -317,9 +334,12 @@ impl Server {
             },
             cpu: CpuSampler::new(),
             cpu_now: None,
-            auth: config.auth,
+            auth: None,
+            scheme: config.scheme,
             users: config.users,
-            secret: crate::sysrand::bytes(),
+            cli_user: config.cli_user,
+            secret: config.secret.unwrap_or_else(crate::sysrand::bytes),
+            acct: config.accounting,
             limits: config.limits,
             ports: ports::PortPool::new(config.udp_port_base, config.udp_port_count),
             udp_io: config.udp_io,
@@ -331,7 +351,19 @@ impl Server {
             quiet: Quiet::default(),
             next_session_id: 1,
             stopping: false,
-        })
+        };
+        server.set_users(users);
+        Ok(server)
+    }
+
+    /// Installs a user table (at start and on reloads): authentication is
+    /// required exactly when there is someone to log in as.
+    fn set_users(&mut self, mut users: Users) {
+        if let Some(u) = &self.cli_user {
+            users.insert(u.clone());
+        }
+        self.auth = (!users.is_empty()).then_some(self.scheme);
+        self.users = users;
     }
 
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
@@ -412,7 +444,13 @@ impl Server {
             self.stopping = true;
         }
         if got.reload {
-            log::info!("SIGHUP received; nothing to reload without a user database");
+            match &self.acct {
+                Some(a) => {
+                    log::info!("SIGHUP received: reloading users and quotas from the database");
+                    a.writer.request_reload();
+                }
+                None => log::info!("SIGHUP received; nothing to reload without a user database"),
+            }
         }
     }
 
@@ -425,6 +463,10 @@ impl Server {
         }
         for key in self.conns.keys() {
             self.close_conn(key);
+        }
+        if let Some(a) = self.acct.take() {
+            log::info!("saving usage to the database");
+            a.writer.shutdown();
         }
         log::info!("server stopped");
     }
@@ -630,6 +672,12 @@ impl Server {
         let pacer = TokenBucket::new(rate, TokenBucket::tcp_burst(rate), now);
         let rx_cap = self.limits.max_rate_per_session;
         let rx_pacer = TokenBucket::new(rx_cap, TokenBucket::tcp_burst(rx_cap), now);
+        if let Some(a) = self.acct.as_mut() {
+            if let Err(e) = a.ledger.check(user.as_deref(), peer.ip(), std::time::SystemTime::now()) {
+                self.refuse(key, &e.to_string());
+                return;
+            }
+        }
         let udp = if cmd.proto == Protocol::Udp {
             match self.open_udp(key, &cmd, rate, now) {
                 Ok(u) => Some(u),
@@ -1015,6 +1063,7 @@ impl Server {
                 Owner::Tick => {
                     if take_if_live(&mut self.tick_armed, at) {
                         self.cpu_now = self.cpu.sample();
+                        self.apply_reload();
                         self.timers.schedule(Owner::Tick, now + Duration::from_secs(1), &mut self.tick_armed);
                         for i in 0..self.listeners.len() {
                             self.accept(i, now);
@@ -1023,6 +1072,51 @@ impl Server {
                 }
             }
         }
+    }
+
+    fn apply_reload(&mut self) {
+        let Some(r) = self.acct.as_ref().and_then(|a| a.writer.poll_reload()) else { return };
+        if let Some(a) = self.acct.as_mut() {
+            a.ledger.set_config(r.quota);
+        }
+        self.set_users(r.users);
+        log::info!(
+            "reloaded from the database: {} users, authentication {}",
+            self.users.len(),
+            match self.auth {
+                Some(s) => s.to_string(),
+                None => "off".to_string(),
+            }
+        );
+    }
+
+    /// Bytes the session's test moved so far: (received, transmitted).
+    fn session_bytes(&self, s: &Session) -> (u64, u64) {
+        if let Some(u) = &s.udp {
+            return (u.rx_bytes, u.tx_bytes);
+        }
+        s.conns
+            .iter()
+            .filter_map(|k| self.conns.get(*k))
+            .fold((0, 0), |(r, t), c| (r + c.stream.rx_bytes, t + c.stream.tx_bytes))
+    }
+
+    /// Records what the session moved since the last charge; returns the
+    /// budget it exhausted, if any.
+    fn charge(&mut self, skey: usize) -> Option<crate::quota::Exceeded> {
+        let s = self.sessions.get(skey)?;
+        let (rx, tx) = self.session_bytes(s);
+        let acct = self.acct.as_mut()?;
+        let s = self.sessions.get_mut(skey)?;
+        let (drx, dtx) = (rx.saturating_sub(s.charged.0), tx.saturating_sub(s.charged.1));
+        if drx == 0 && dtx == 0 {
+            return None;
+        }
+        s.charged = (rx, tx);
+        let now = std::time::SystemTime::now();
+        let ip = s.peer.ip();
+        acct.writer.delta(s.user.as_deref(), ip, drx, dtx, now);
+        acct.ledger.charge(s.user.as_deref(), ip, drx, dtx, now)
     }
 
     fn session_timer(&mut self, skey: usize, now: Instant) {
@@ -1047,6 +1141,15 @@ impl Server {
             }
         }
         let status_due = s.is_running() && now >= s.next_status;
+        if status_due {
+            if let Some(e) = self.charge(skey) {
+                let id = self.sessions.get(skey).map_or(0, |s| s.id);
+                log::warn!("session {id}: {e}; ending the test");
+                self.end_session(skey, EndReason::QuotaExhausted(e.short()));
+                return;
+            }
+        }
+        let Some(s) = self.sessions.get_mut(skey) else { return };
         let pace_due = s.pace_wake.is_some_and(|w| now >= w);
         let rx_due = s.rx_wake.is_some_and(|w| now >= w);
         if rx_due {
@@ -1092,7 +1195,9 @@ impl Server {
     }
 
     fn end_session(&mut self, skey: usize, reason: EndReason) {
-        let Some(s) = self.sessions.remove(skey) else { return };
+        // The last partial second counts too; the session is over either way.
+        let _ = self.charge(skey);
+        let Some(mut s) = self.sessions.remove(skey) else { return };
         if s.running_since.is_some() {
             self.tx_active -= usize::from(s.cmd.direction.server_transmits());
             self.rx_active -= usize::from(s.cmd.direction.server_receives());
@@ -1109,11 +1214,10 @@ impl Server {
                 self.sessions_per_ip.remove(&s.peer.ip());
             }
         }
-        let (mut rx, mut tx, mut statuses, mut peer_cpu) = (0, 0, 0, None);
+        let (rx, tx) = self.session_bytes(&s);
+        let (mut statuses, mut peer_cpu) = (0, None);
         for &ck in &s.conns {
             if let Some(c) = self.conns.get(ck) {
-                rx += c.stream.rx_bytes;
-                tx += c.stream.tx_bytes;
                 statuses += c.stream.peer.count;
                 if let Some(st) = c.stream.peer.last {
                     peer_cpu = st.cpu.or(peer_cpu);
@@ -1124,9 +1228,7 @@ impl Server {
             self.close_conn(ck);
         }
         let mut lost = 0;
-        if let Some(mut u) = s.udp {
-            // Test traffic is the datagrams; control bytes are only statuses.
-            (rx, tx) = (u.rx_bytes, u.tx_bytes);
+        if let Some(u) = &mut s.udp {
             lost = u.loss().0;
             if u.foreign > 0 {
                 log::info!("session {}: ignored {} datagrams from other addresses", s.id, u.foreign);
@@ -1135,6 +1237,20 @@ impl Server {
         }
         if let Some(port) = s.udp_port {
             self.ports.release(port);
+        }
+        if let Some(a) = &self.acct {
+            a.writer.session(crate::store::SessionRecord {
+                user: s.user.clone(),
+                peer_ip: s.peer.ip(),
+                proto: s.cmd.proto,
+                direction: s.cmd.direction,
+                started: s.started_wall,
+                ended: std::time::SystemTime::now(),
+                rx_bytes: rx,
+                tx_bytes: tx,
+                lost_packets: lost,
+                end_reason: reason.to_string(),
+            });
         }
         let secs = s.running_since.map_or(0.0, |t| t.elapsed().as_secs_f64());
         let mbps = |b: u64| if secs > 0.0 { b as f64 * 8.0 / secs / 1e6 } else { 0.0 };

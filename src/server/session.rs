@@ -83,6 +83,10 @@ pub struct Session {
     /// Paces the server's transmissions (shared by all connections).
     pub pacer: TokenBucket,
     pub created: Instant,
+    /// Wall-clock start, for the usage record.
+    pub started_wall: std::time::SystemTime,
+    /// Bytes (received, transmitted) already charged to budgets and usage.
+    pub charged: (u64, u64),
     /// When the data phase began.
     pub running_since: Option<Instant>,
     pub next_status: Instant,
@@ -125,6 +129,8 @@ impl Session {
             token: None,
             pacer,
             created: now,
+            started_wall: std::time::SystemTime::now(),
+            charged: (0, 0),
             running_since: None,
             next_status: now + Duration::from_secs(1),
             status_seq: 1,

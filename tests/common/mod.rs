@@ -10,11 +10,37 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_btestd");
 
-/// A running `btestd serve` whose stderr is collected line by line.
+/// A directory under the system's temp dir, removed when dropped.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("btestd-test-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    pub fn path(&self, name: &str) -> String {
+        self.0.join(name).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `btestd serve` whose stderr is collected line by line. Each
+/// has its own database (unless the arguments name one or `--no-db`).
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
     log: Arc<(Mutex<Vec<String>>, Condvar)>,
+    pub dir: TempDir,
 }
 
 impl Server {
@@ -28,6 +54,10 @@ impl Server {
         cmd.arg("serve");
         for l in listen {
             cmd.args(["--listen", l]);
+        }
+        let dir = TempDir::new();
+        if !args.iter().any(|a| *a == "--db" || *a == "--no-db") {
+            cmd.args(["--db", &dir.path("btestd.db")]);
         }
         cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         die_with_parent(&mut cmd);
@@ -43,7 +73,7 @@ impl Server {
                 cv.notify_all();
             }
         });
-        let mut s = Server { child, addr: "127.0.0.1:1".parse().unwrap(), log };
+        let mut s = Server { child, addr: "127.0.0.1:1".parse().unwrap(), log, dir };
         let line = s.wait_log("listening on ", Duration::from_secs(10));
         let addr = line.rsplit("listening on ").next().unwrap().trim();
         s.addr = addr.parse().expect("listen address in log");
@@ -103,11 +133,16 @@ impl Server {
     }
 
     /// Sends SIGTERM and waits (bounded) for the exit status.
-    pub fn stop(mut self) -> (std::process::ExitStatus, Vec<String>) {
+    pub fn stop(&mut self) -> (std::process::ExitStatus, Vec<String>) {
         self.signal(libc::SIGTERM);
         let status = wait_bounded(&mut self.child, Duration::from_secs(10));
         std::thread::sleep(Duration::from_millis(50));
         (status, self.log())
+    }
+
+    /// The database file this server uses (when the harness chose it).
+    pub fn db(&self) -> String {
+        self.dir.path("btestd.db")
     }
 
     pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
