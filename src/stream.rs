@@ -39,6 +39,11 @@ impl OutBuf {
         self.start == self.end
     }
 
+    /// Bytes queued and not yet written.
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
     pub(crate) fn pending(&self) -> &[u8] {
         &self.buf[self.start..self.end]
     }

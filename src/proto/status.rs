@@ -81,9 +81,13 @@ impl StatusScanner {
     pub fn feed(&mut self, mut data: &[u8], mut found: impl FnMut(Status)) {
         while !data.is_empty() {
             if self.partial_len > 0 {
-                if self.partial_len == 1 && self.chunk.is_none() && !plausible_second_byte(data[0]) {
-                    // The tag was a stray byte; rescan from here.
+                if self.partial_len == 1 && !plausible_second_byte(data[0]) {
+                    // The tag was not a status: a stray byte in zeros (rescan
+                    // from here), or the first byte of a random block.
                     self.partial_len = 0;
+                    if let Some(chunk) = self.chunk {
+                        self.in_chunk = chunk - 1;
+                    }
                     continue;
                 }
                 let n = (Status::LEN - self.partial_len).min(data.len());
@@ -206,6 +210,17 @@ mod tests {
         stream.extend_from_slice(&st.emit());
         let mut sc = StatusScanner::zeros();
         assert_eq!(collect(&mut sc, &[&stream[..2], &stream[2..]]), vec![st]);
+    }
+
+    #[test]
+    fn random_block_starting_with_the_tag_is_data_however_split() {
+        // A block of 4 starting 07 01 (not a status), then 12 zero bytes.
+        let mut stream = vec![0x07, 0x01, 0, 0];
+        stream.extend_from_slice(&[0u8; 12]);
+        for split in 0..stream.len() {
+            let mut sc = StatusScanner::random(4);
+            assert!(collect(&mut sc, &[&stream[..split], &stream[split..]]).is_empty(), "split at {split}");
+        }
     }
 
     #[test]

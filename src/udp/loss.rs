@@ -27,6 +27,9 @@ pub struct LossTracker {
     highest: u32,
     /// Bit i set: `highest - i` was received.
     window: u128,
+    /// Sequence numbers from the first (or restart) to `highest`; only a
+    /// late datagram inside this span can fill a gap that was counted.
+    span: u32,
     /// Datagrams missing (gaps not filled later).
     pub lost: u64,
     /// Distinct datagrams received.
@@ -41,6 +44,7 @@ impl LossTracker {
             self.started = true;
             self.highest = seq;
             self.window = 1;
+            self.span = 1;
             self.packets += 1;
             return Arrival::New;
         }
@@ -53,9 +57,10 @@ impl LossTracker {
             self.lost += u64::from(ahead - 1);
             self.window = if ahead >= WINDOW { 1 } else { (self.window << ahead) | 1 };
             self.highest = seq;
+            self.span = self.span.saturating_add(ahead);
             self.packets += 1;
             Arrival::New
-        } else if behind < WINDOW {
+        } else if behind < WINDOW && behind < self.span {
             let bit = 1u128 << behind;
             if self.window & bit != 0 {
                 self.duplicates += 1;
@@ -73,6 +78,7 @@ impl LossTracker {
             // Far away in both directions: a restarted sender.
             self.highest = seq;
             self.window = 1;
+            self.span = 1;
             self.packets += 1;
             Arrival::New
         }
@@ -136,6 +142,16 @@ mod tests {
         assert_eq!((t.lost, t.packets), (2, 4));
         let t = run(&[1, 2, 5, 3, 6, 4]);
         assert_eq!((t.lost, t.packets, t.reordered), (0, 6, 2));
+    }
+
+    #[test]
+    fn datagrams_older_than_the_first_take_no_loss_back() {
+        let mut t = run(&[10, 12]);
+        assert_eq!(t.lost, 1);
+        assert_eq!(t.record(9), Arrival::Stale);
+        assert_eq!(t.lost, 1, "11 is still missing");
+        assert_eq!(t.record(11), Arrival::Late);
+        assert_eq!(t.lost, 0);
     }
 
     #[test]
