@@ -18,67 +18,13 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def status_kb(pid, key):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def wait_port(port, timeout=10):
-    """Waits for a TCP listener on `port` without connecting to it (iperf3 -1
-    would take a probe connection for its one test)."""
-    deadline = time.time() + timeout
-    want = f":{port:04X} "
-    while time.time() < deadline:
-        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-            try:
-                with open(table) as f:
-                    if any(want in line and line.split()[3] == "0A" for line in f):
-                        return
-            except OSError:
-                pass
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listening on {port}")
-
-
-class Proc:
-    """A server process we started; stopped by PID, bounded."""
-
-    def __init__(self, argv, stderr=subprocess.DEVNULL):
-        self.p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=stderr)
-
-    def stop(self):
-        if self.p.poll() is None:
-            self.p.send_signal(signal.SIGTERM)
-            try:
-                self.p.wait(10)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lib import DEFAULT_BIN, Proc, cpu_seconds, free_port, status_kb, wait_port  # noqa: E402
 
 
 def run_btestd(binary, direction, duration, extra=()):
@@ -89,15 +35,15 @@ def run_btestd(binary, direction, duration, extra=()):
     try:
         wait_port(port)
         time.sleep(0.2)
-        idle_rss = status_kb(srv.p.pid, "VmRSS")
-        cpu0 = cpu_seconds(srv.p.pid)
+        idle_rss = status_kb(srv.pid, "VmRSS")
+        cpu0 = cpu_seconds(srv.pid)
         out = subprocess.run(
             [binary, "client", f"127.0.0.1:{port}", "--direction", direction, "--duration", str(duration),
              "--format", "csv", *extra],
             capture_output=True, text=True, timeout=duration + 30)
         time.sleep(0.3)
-        cpu1 = cpu_seconds(srv.p.pid)
-        peak = status_kb(srv.p.pid, "VmHWM")
+        cpu1 = cpu_seconds(srv.pid)
+        peak = status_kb(srv.pid, "VmHWM")
     finally:
         srv.stop()
     rows = [r for r in csv.DictReader(io.StringIO(out.stdout)) if r["kind"] == "summary"]
@@ -119,13 +65,13 @@ def run_iperf3(direction, duration):
     try:
         wait_port(port)
         time.sleep(0.2)
-        idle_rss = status_kb(srv.p.pid, "VmRSS")
-        cpu0 = cpu_seconds(srv.p.pid)
+        idle_rss = status_kb(srv.pid, "VmRSS")
+        cpu0 = cpu_seconds(srv.pid)
         flags = {"send": [], "receive": ["-R"], "both": ["--bidir"]}[direction]
         out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(duration), "-J"] + flags,
                              capture_output=True, text=True, timeout=duration + 30)
-        cpu1 = cpu_seconds(srv.p.pid)
-        peak = status_kb(srv.p.pid, "VmHWM")
+        cpu1 = cpu_seconds(srv.pid)
+        peak = status_kb(srv.pid, "VmHWM")
     finally:
         srv.stop()
     end = json.loads(out.stdout)["end"]
@@ -165,11 +111,11 @@ def udp(args):
     try:
         wait_port(port)
         time.sleep(0.2)
-        cpu0 = cpu_seconds(srv.p.pid)
+        cpu0 = cpu_seconds(srv.pid)
         out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(d), "-J", "-u", "-b", "0",
                               "-l", "1472", "-R"], capture_output=True, text=True, timeout=d + 30)
-        cpu1 = cpu_seconds(srv.p.pid)
-        peak = status_kb(srv.p.pid, "VmHWM")
+        cpu1 = cpu_seconds(srv.pid)
+        peak = status_kb(srv.pid, "VmHWM")
     finally:
         srv.stop()
     e = json.loads(out.stdout)["end"]["sum"]
@@ -192,7 +138,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=["tcp", "udp"])
     ap.add_argument("--duration", type=int, default=5)
-    ap.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "btestd"))
+    ap.add_argument("--bin", default=DEFAULT_BIN)
     args = ap.parse_args()
     {"tcp": tcp, "udp": udp}[args.what](args)
 

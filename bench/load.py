@@ -13,7 +13,6 @@ started here is stopped, by PID.
 """
 import argparse
 import os
-import re
 import resource
 import signal
 import socket
@@ -24,21 +23,8 @@ import tempfile
 import threading
 import time
 
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid):
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def status_kb(pid, key):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from lib import DEFAULT_BIN, cpu_seconds, status_kb  # noqa: E402
 
 
 def tcp_cmd(direction, remote_bps):
@@ -57,11 +43,14 @@ def recv_exact(s, n):
 
 class Server:
     def __init__(self, binary, extra):
+        self.binary = binary
+        self.dir = tempfile.TemporaryDirectory(prefix="btestd-load-")
+        self.db = os.path.join(self.dir.name, "btestd.db")
         self.log = tempfile.NamedTemporaryFile(mode="w+", prefix="btestd-load-", suffix=".log")
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
             self.port = s.getsockname()[1]
-        argv = [binary, "serve", "--listen", f"127.0.0.1:{self.port}", *extra]
+        argv = [binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--db", self.db, *extra]
         self.p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=self.log)
         deadline = time.time() + 10
         while time.time() < deadline:
@@ -80,6 +69,11 @@ class Server:
     def log_lines(self):
         self.log.seek(0)
         return self.log.read().splitlines()
+
+    def session_records(self):
+        out = subprocess.run([self.binary, "usage", "--sessions", "--limit", "1000000", "--format", "csv",
+                              "--db", self.db], capture_output=True, text=True, check=True).stdout
+        return sum(int(line.rsplit(",", 1)[1]) for line in out.splitlines()[1:] if line)
 
     def stop(self):
         self.p.send_signal(signal.SIGTERM)
@@ -179,7 +173,7 @@ def phase_churn(server, n):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "btestd"))
+    ap.add_argument("--bin", default=DEFAULT_BIN)
     ap.add_argument("--idle", type=int, default=2000)
     ap.add_argument("--tests", type=int, default=500)
     ap.add_argument("--test-secs", type=int, default=60)
@@ -193,6 +187,7 @@ def main():
              "--max-sessions-per-ip", str(n), "--handshake-timeout", "120", "-q", *args.server_arg]
     server = Server(args.bin, extra)
     ok = True
+    real_tests = 5 + args.tests + args.churn
     try:
         print(f"server pid {server.p.pid}, idle rss {status_kb(server.p.pid, 'VmRSS') / 1024:.1f} MB")
         ok &= phase_idle(server, args.idle)
@@ -200,6 +195,9 @@ def main():
         ok &= phase_churn(server, args.churn)
     finally:
         code = server.stop()
+    records = server.session_records()
+    print(f"usage records: {records} of {real_tests} tests")
+    ok &= records == real_tests
     problems = [l for l in server.log_lines() if "[ERROR]" in l]
     print(f"server exit {code}; error lines: {len(problems)}")
     for l in problems[:5]:

@@ -2,12 +2,11 @@
 # Builds a stripped, static release binary of btestd for a router target and
 # prints its size (the figure README gives for flash):
 #
-#   bash cross/build.sh TARGET [--probe] [CARGO ARGS...]
+#   bash cross/build.sh TARGET [CARGO ARGS...]
 #
 # TARGET: mips-unknown-linux-musl, mipsel-unknown-linux-musl,
 # armv7-unknown-linux-musleabihf, aarch64-unknown-linux-musl (also
-# x86_64-unknown-linux-musl and x86_64-unknown-freebsd). --probe builds
-# cross/probe instead, which links every dependency while src/main.rs is a stub.
+# x86_64-unknown-linux-musl and x86_64-unknown-freebsd).
 # The release profile comes from Cargo.toml; try a smaller one with e.g.
 # CARGO_PROFILE_RELEASE_OPT_LEVEL=z. Same toolchain as cross/ci.sh (Debian's
 # rustc with -Zbuild-std, zig as C compiler and linker), installed on first use.
@@ -16,22 +15,20 @@ set -euo pipefail
 # shellcheck source=cross/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
-target=${1:?usage: cross/build.sh TARGET [--probe] [CARGO ARGS...]}
+target=${1:?usage: cross/build.sh TARGET [CARGO ARGS...]}
 shift
 zig_target "$target" >/dev/null || {
     echo "unsupported target $target" >&2
     exit 2
 }
 manifest=Cargo.toml bin=btestd
-if [ "${1-}" = --probe ]; then
-    manifest=cross/probe/Cargo.toml bin=btestd-probe
-    shift
-fi
 
 install_tools >&2
 # Release binaries are stripped, so std's backtrace symbolizer (gimli,
 # addr2line, miniz) could never name a frame: build std without it.
-cross_cargo "$target" build --release -Zbuild-std=std,panic_abort -Zbuild-std-features= \
+# panic=abort never unwinds, so no unwind tables either (about 90 KB).
+RUSTFLAGS="-C force-unwind-tables=no ${RUSTFLAGS-}" \
+    cross_cargo "$target" build --release -Zbuild-std=std,panic_abort -Zbuild-std-features= \
     --manifest-path "$manifest" --bin "$bin" "$@" >&2
 
 out=$CROSS_TARGET_DIR/$target/release/$bin

@@ -157,6 +157,9 @@ const IO_BUDGET: u32 = 16;
 /// How long the other connections of a test may still deliver data after
 /// the peer closed one of them.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
+/// How often running tests are charged to budgets and usage: a budget is
+/// enforced this quickly, and a crash loses at most this plus one flush.
+const ACCOUNT_EVERY: Duration = Duration::from_millis(250);
 /// Size of the shared receive scratch and transmit payload buffers.
 const BUF_LEN: usize = 256 * 1024;
 
@@ -260,6 +263,7 @@ pub struct Server {
     handshakes: usize,
     timers: Timers,
     tick_armed: Option<Instant>,
+    account_armed: Option<Instant>,
     /// Sockets that used their I/O budget and must be served again.
     ready: Vec<Ready>,
     ports: ports::PortPool,
@@ -326,6 +330,7 @@ impl Server {
             handshakes: 0,
             timers: Timers::new(),
             tick_armed: None,
+            account_armed: None,
             ready: Vec::new(),
             bufs: Buffers {
                 scratch: vec![0u8; BUF_LEN].into_boxed_slice(),
@@ -387,6 +392,9 @@ impl Server {
         let now = Instant::now();
         self.cpu.sample();
         self.timers.schedule(Owner::Tick, now + Duration::from_secs(1), &mut self.tick_armed);
+        if self.acct.is_some() {
+            self.timers.schedule(Owner::Account, now + ACCOUNT_EVERY, &mut self.account_armed);
+        }
         while !self.stopping {
             let timeout = if self.ready.is_empty() {
                 self.timers.next().map(|t| t.saturating_duration_since(Instant::now()))
@@ -1060,6 +1068,12 @@ impl Server {
                         self.session_timer(skey, now);
                     }
                 }
+                Owner::Account => {
+                    if take_if_live(&mut self.account_armed, at) {
+                        self.account_all();
+                        self.timers.schedule(Owner::Account, now + ACCOUNT_EVERY, &mut self.account_armed);
+                    }
+                }
                 Owner::Tick => {
                     if take_if_live(&mut self.tick_armed, at) {
                         self.cpu_now = self.cpu.sample();
@@ -1070,6 +1084,18 @@ impl Server {
                         }
                     }
                 }
+            }
+        }
+    }
+
+    /// Charges every session's new bytes to budgets and usage, ending those
+    /// that exhausted a budget.
+    fn account_all(&mut self) {
+        for skey in self.sessions.keys() {
+            if let Some(e) = self.charge(skey) {
+                let id = self.sessions.get(skey).map_or(0, |s| s.id);
+                log::warn!("session {id}: {e}; ending the test");
+                self.end_session(skey, EndReason::QuotaExhausted(e.short()));
             }
         }
     }
@@ -1141,15 +1167,6 @@ impl Server {
             }
         }
         let status_due = s.is_running() && now >= s.next_status;
-        if status_due {
-            if let Some(e) = self.charge(skey) {
-                let id = self.sessions.get(skey).map_or(0, |s| s.id);
-                log::warn!("session {id}: {e}; ending the test");
-                self.end_session(skey, EndReason::QuotaExhausted(e.short()));
-                return;
-            }
-        }
-        let Some(s) = self.sessions.get_mut(skey) else { return };
         let pace_due = s.pace_wake.is_some_and(|w| now >= w);
         let rx_due = s.rx_wake.is_some_and(|w| now >= w);
         if rx_due {

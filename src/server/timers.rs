@@ -16,6 +16,8 @@ pub enum Owner {
     Session(usize),
     /// Once-a-second housekeeping (CPU sample, reloads).
     Tick,
+    /// Charging running tests to budgets and usage.
+    Account,
 }
 
 #[derive(Default)]

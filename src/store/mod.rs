@@ -135,6 +135,8 @@ impl Store {
         // Keep the WAL small on flash: checkpoint every 256 pages (1 MiB)
         // and truncate it back to 1 MiB afterwards.
         conn.pragma_update(None, "wal_autocheckpoint", 256).map_err(sql)?;
+        // A router has little memory and the working set is tiny: 256 KiB of cache.
+        conn.pragma_update(None, "cache_size", -256).map_err(sql)?;
         conn.query_row("PRAGMA journal_size_limit = 1048576", [], |_| Ok(())).map_err(sql)?;
         if opts.quick_check {
             let verdict: String = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0)).map_err(sql)?;
@@ -245,4 +247,48 @@ pub(crate) fn get_u64(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<u
         ValueRef::Real(f) if f > 0.0 => f as u64,
         _ => 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::quota::Subject;
+    use std::time::SystemTime;
+
+    /// The whole path on this platform (under qemu, big-endian 32-bit MIPS
+    /// too): schema, a user, 64-bit counters through the writer, reading back.
+    #[test]
+    fn users_and_usage_round_trip_through_the_writer() {
+        let dir = std::env::temp_dir().join(format!("btestd-store-unit-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("t.db");
+        let mut store = Store::open(&path).expect("open");
+        // .cargo/config.toml's size flags reached the bundled SQLite.
+        let opts: Vec<String> = {
+            let mut q = store.conn.prepare("PRAGMA compile_options").unwrap();
+            q.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect()
+        };
+        for want in ["OMIT_LOAD_EXTENSION", "OMIT_JSON", "OMIT_DEPRECATED"] {
+            assert!(opts.iter().any(|o| o == want), "SQLite built without {want}: {opts:?}");
+        }
+        store.add_user("alice", "pw", true, true).expect("add");
+        let users = store.load_users().expect("users");
+        let alice = users.get(b"alice").expect("alice");
+        assert_eq!(alice.md5_password.as_deref(), Some(&b"pw"[..]));
+        let derived = crate::auth::ecsrp5::Validator::derive(b"alice", b"pw", alice.validator.salt);
+        assert_eq!(alice.validator, derived);
+        let quota = store.load_quota_config().expect("quota");
+        let config = WriterConfig { flush_interval: Duration::from_millis(50), ..WriterConfig::default() };
+        let writer = Writer::start(store, &quota, config).expect("writer");
+        let now = SystemTime::now();
+        writer.delta(Some("alice"), "192.0.2.1".parse().unwrap(), 5_000_000_000, 7, now);
+        writer.shutdown();
+        let store = Store::open(&path).expect("reopen");
+        let rows = store.load_current_usage(&quota, now).expect("usage");
+        let mine: Vec<_> = rows.iter().filter(|r| r.subject == Subject::User("alice".into())).collect();
+        assert_eq!(mine.len(), 3, "day, week and month rows");
+        assert!(mine.iter().all(|r| r.rx == 5_000_000_000 && r.tx == 7));
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
