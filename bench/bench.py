@@ -30,8 +30,9 @@ from lib import DEFAULT_BIN, Proc, cpu_seconds, free_port, status_kb, wait_port 
 def run_btestd(binary, direction, duration, extra=()):
     port = free_port()
     log = tempfile.TemporaryFile(mode="w+")
-    srv = Proc([binary, "serve", "--listen", f"127.0.0.1:{port}", "--udp-port-base", str(free_port())],
-               stderr=log)
+    db = tempfile.TemporaryDirectory(prefix="btestd-bench-")
+    srv = Proc([binary, "serve", "--listen", f"127.0.0.1:{port}", "--udp-port-base", str(free_port()),
+                "--db", os.path.join(db.name, "btestd.db")], stderr=log)
     try:
         wait_port(port)
         time.sleep(0.2)

@@ -155,3 +155,36 @@ fn global_session_limit_refuses_extra_tests() {
     assert_eq!(rep, [0, 0, 0, 0]);
     server.wait_log("server is full: 1 tests running (--max-sessions)", LOG_WAIT);
 }
+
+#[test]
+fn running_out_of_file_descriptors_refuses_new_connections_only() {
+    // Room for the listener, the database and a handful of connections.
+    let server = Server::start_with_fd_limit(24, &BUSY);
+    let running = client_spawn(server.addr, &["--duration", "4", "--remote-speed", "2M"]);
+    server.wait_log("session 1: ", LOG_WAIT);
+    // Hold idle connections until the server cannot accept any more.
+    let mut held = Vec::new();
+    for _ in 0..40 {
+        if let Ok(s) = std::net::TcpStream::connect_timeout(&server.addr, Duration::from_secs(2)) {
+            held.push(s);
+        }
+    }
+    server.wait_log("cannot accept connections", LOG_WAIT);
+    // The running test is unaffected.
+    let c = client_wait(running);
+    assert_eq!(c.code, 0, "{c:?}");
+    assert!(c.rx_bytes > 800_000, "{c:?}");
+    // Once descriptors are free again, new tests are served (retried each second).
+    drop(held);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let c = client(server.addr, &["--duration", "1", "--remote-speed", "1M"]);
+        if c.code == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "server did not recover: {c:?}");
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let warnings = server.log().iter().filter(|l| l.contains("cannot accept connections")).count();
+    assert!(warnings <= 20, "accept failures are logged, not spun on: {warnings} lines");
+}

@@ -329,16 +329,7 @@ fn idle_peer_is_timed_out() {
 
 #[test]
 fn two_hundred_concurrent_low_rate_sessions_complete() {
-    let server = Server::start(&[
-        "--max-sessions",
-        "300",
-        "--max-sessions-per-ip",
-        "300",
-        "--max-handshakes",
-        "300",
-        "--max-handshakes-per-ip",
-        "300",
-    ]);
+    let server = Server::start(&BUSY);
     let children: Vec<_> = (0..200)
         .map(|i| {
             let dir = ["receive", "send", "both"][i % 3];

@@ -218,12 +218,9 @@ fn tcp_data_phase(
             let iv = Interval {
                 second,
                 seconds: (now - start).as_secs_f64().min(f64::from(second)),
-                tx_bytes: cur.tx_bytes - last.tx_bytes,
-                rx_bytes: cur.rx_bytes - last.rx_bytes,
-                remote_rx_bytes: cur.remote_rx_bytes - last.remote_rx_bytes,
                 local_cpu: cpu.sample(),
                 remote_cpu: summary.remote_cpu,
-                lost_packets: 0,
+                ..cur.minus(&last)
             };
             summary.local_cpu = iv.local_cpu;
             if now < end || iv.tx_bytes + iv.rx_bytes > 0 {
@@ -364,12 +361,9 @@ fn udp_data_phase(
             let iv = Interval {
                 second,
                 seconds: (now - start).as_secs_f64().min(f64::from(second)),
-                tx_bytes: cur.tx_bytes - last.tx_bytes,
-                rx_bytes: cur.rx_bytes - last.rx_bytes,
-                remote_rx_bytes: cur.remote_rx_bytes - last.remote_rx_bytes,
                 local_cpu,
                 remote_cpu: summary.remote_cpu,
-                lost_packets: cur.lost_packets.saturating_sub(last.lost_packets),
+                ..cur.minus(&last)
             };
             summary.local_cpu = local_cpu;
             if now < end || iv.tx_bytes + iv.rx_bytes > 0 {

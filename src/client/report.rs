@@ -18,6 +18,19 @@ pub struct Interval {
     pub lost_packets: u64,
 }
 
+impl Interval {
+    /// Byte and loss counters of `self` (running totals) minus `earlier`'s.
+    pub fn minus(&self, earlier: &Interval) -> Interval {
+        Interval {
+            tx_bytes: self.tx_bytes.saturating_sub(earlier.tx_bytes),
+            rx_bytes: self.rx_bytes.saturating_sub(earlier.rx_bytes),
+            remote_rx_bytes: self.remote_rx_bytes.saturating_sub(earlier.remote_rx_bytes),
+            lost_packets: self.lost_packets.saturating_sub(earlier.lost_packets),
+            ..Interval::default()
+        }
+    }
+}
+
 pub trait Reporter {
     fn interval(&mut self, iv: &Interval);
     fn summary(&mut self, s: &Summary);

@@ -50,7 +50,27 @@ impl Server {
     }
 
     pub fn start_listening(listen: &[&str], args: &[&str]) -> Server {
+        Server::spawn(listen, args, None)
+    }
+
+    /// Starts a server whose open-file limit (soft and hard) is `nofile`.
+    pub fn start_with_fd_limit(nofile: u64, args: &[&str]) -> Server {
+        Server::spawn(&["127.0.0.1:0"], args, Some(nofile))
+    }
+
+    fn spawn(listen: &[&str], args: &[&str], nofile: Option<u64>) -> Server {
         let mut cmd = Command::new(BIN);
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe and touches only the child.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit { rlim_cur: n as libc::rlim_t, rlim_max: n as libc::rlim_t };
+                    libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+                    Ok(())
+                });
+            }
+        }
         cmd.arg("serve");
         for l in listen {
             cmd.args(["--listen", l]);
@@ -381,3 +401,15 @@ pub fn datagram(seq: u32, len: usize) -> Vec<u8> {
     d[..4].copy_from_slice(&seq.to_be_bytes());
     d
 }
+
+/// Server limits raised for tests that run hundreds of clients from 127.0.0.1.
+pub const BUSY: [&str; 8] = [
+    "--max-sessions",
+    "300",
+    "--max-sessions-per-ip",
+    "300",
+    "--max-handshakes",
+    "300",
+    "--max-handshakes-per-ip",
+    "300",
+];
