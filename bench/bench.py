@@ -27,6 +27,23 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib import DEFAULT_BIN, Proc, cpu_seconds, free_port, status_kb, wait_port  # noqa: E402
 
 
+def run_client(argv, server_pid, timeout):
+    """Runs a client to completion; returns its output and the server's
+    peak RSS (kB), sampled while the client runs since a one-shot server
+    (iperf3 -1) is gone by the time the client exits."""
+    p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = 0
+    deadline = time.time() + timeout
+    while p.poll() is None and time.time() < deadline:
+        try:
+            peak = max(peak, status_kb(server_pid, "VmHWM"))
+        except OSError:
+            pass
+        time.sleep(0.1)
+    out, err = p.communicate(timeout=max(1, deadline - time.time()))
+    return subprocess.CompletedProcess(argv, p.returncode, out, err), peak
+
+
 def run_btestd(binary, direction, duration, extra=()):
     port = free_port()
     log = tempfile.TemporaryFile(mode="w+")
@@ -38,13 +55,11 @@ def run_btestd(binary, direction, duration, extra=()):
         time.sleep(0.2)
         idle_rss = status_kb(srv.pid, "VmRSS")
         cpu0 = cpu_seconds(srv.pid)
-        out = subprocess.run(
+        out, peak = run_client(
             [binary, "client", f"127.0.0.1:{port}", "--direction", direction, "--duration", str(duration),
-             "--format", "csv", *extra],
-            capture_output=True, text=True, timeout=duration + 30)
+             "--format", "csv", *extra], srv.pid, duration + 30)
         time.sleep(0.3)
         cpu1 = cpu_seconds(srv.pid)
-        peak = status_kb(srv.pid, "VmHWM")
     finally:
         srv.stop()
     rows = [r for r in csv.DictReader(io.StringIO(out.stdout)) if r["kind"] == "summary"]
@@ -69,10 +84,9 @@ def run_iperf3(direction, duration):
         idle_rss = status_kb(srv.pid, "VmRSS")
         cpu0 = cpu_seconds(srv.pid)
         flags = {"send": [], "receive": ["-R"], "both": ["--bidir"]}[direction]
-        out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(duration), "-J"] + flags,
-                             capture_output=True, text=True, timeout=duration + 30)
+        out, peak = run_client(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(duration), "-J"] + flags,
+                               srv.pid, duration + 30)
         cpu1 = cpu_seconds(srv.pid)
-        peak = status_kb(srv.pid, "VmHWM")
     finally:
         srv.stop()
     end = json.loads(out.stdout)["end"]
@@ -113,10 +127,9 @@ def udp(args):
         wait_port(port)
         time.sleep(0.2)
         cpu0 = cpu_seconds(srv.pid)
-        out = subprocess.run(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(d), "-J", "-u", "-b", "0",
-                              "-l", "1472", "-R"], capture_output=True, text=True, timeout=d + 30)
+        out, peak = run_client(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(d), "-J", "-u", "-b", "0",
+                                "-l", "1472", "-R"], srv.pid, d + 30)
         cpu1 = cpu_seconds(srv.pid)
-        peak = status_kb(srv.pid, "VmHWM")
     finally:
         srv.stop()
     e = json.loads(out.stdout)["end"]["sum"]
