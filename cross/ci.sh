@@ -2,7 +2,8 @@
 # Proves the portability claims: btestd type-checks for big-endian 32-bit MIPS
 # (mips-unknown-linux-musl) and FreeBSD (x86_64-unknown-freebsd), and its
 # library unit tests (SQLite store included) pass on MIPS under qemu-mips. Also
-# lints cross/, init-scripts/ and the systemd unit.
+# lints cross/, init-scripts/ and the systemd unit, and holds the release
+# binary to its size budget.
 #
 #   bash cross/ci.sh
 #
@@ -18,6 +19,10 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 APT_PACKAGES+=(shellcheck)
 MIPS=mips-unknown-linux-musl
 FREEBSD=x86_64-unknown-freebsd
+# Flash budget for a static, stripped release binary on x86_64 (SQLite and
+# libc included); the router targets are measured the same way by build.sh.
+SIZE_TARGET=x86_64-unknown-linux-musl
+SIZE_BUDGET=1200000
 
 # `step` runs this in an `||` list, where set -e does not apply: hence `|| exit`.
 lint() (
@@ -38,6 +43,18 @@ lint() (
     python3 cross/check-sqlite-flags.py
 )
 
+size_budget() {
+    local out size
+    out=$(bash "$CROSS_DIR/build.sh" "$SIZE_TARGET" | tail -n 1) || return
+    size=$(stat -c %s "$out") || return
+    if [ "$size" -gt "$SIZE_BUDGET" ]; then
+        echo "btestd for $SIZE_TARGET is $size bytes, over the budget of $SIZE_BUDGET:" \
+            "find the growth with cargo bloat, or shrink something else"
+        return 1
+    fi
+    echo "btestd for $SIZE_TARGET: $size bytes, budget $SIZE_BUDGET"
+}
+
 trap step_summary EXIT
 step "install toolchain (apt, pip)" install_tools
 step "lint scripts, systemd unit, SQLite flags" lint
@@ -47,3 +64,4 @@ step "check $FREEBSD (library and binary)" cross_cargo "$FREEBSD" check -Zbuild-
 step "build $MIPS binary" cross_cargo "$MIPS" build -Zbuild-std --bins
 step "build lib unit tests for $MIPS" cross_cargo "$MIPS" test -Zbuild-std --lib --no-run
 step "run lib unit tests under qemu-mips" cross_cargo "$MIPS" test -Zbuild-std --lib
+step "size budget ($SIZE_TARGET release)" size_budget

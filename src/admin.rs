@@ -300,15 +300,6 @@ fn finish(cmd: &str, r: CmdResult) -> i32 {
     }
 }
 
-fn init_logging() {
-    let config = simplelog::ConfigBuilder::new()
-        .set_target_level(log::LevelFilter::Off)
-        .set_thread_level(log::LevelFilter::Off)
-        .set_time_level(log::LevelFilter::Off)
-        .build();
-    let _ = simplelog::WriteLogger::init(log::LevelFilter::Warn, config, std::io::stderr());
-}
-
 fn db_path(db: &Option<PathBuf>) -> PathBuf {
     db.clone().unwrap_or_else(default_db_path)
 }
@@ -420,7 +411,7 @@ fn limit_cells(cells: [Option<u64>; 9]) -> PartialLimits {
 
 /// Runs `btestd user ...`.
 pub fn user(a: UserArgs) -> i32 {
-    init_logging();
+    crate::logger::init(log::LevelFilter::Warn, false);
     match a.cmd {
         UserCmd::Add(a) => finish("user add", user_add(a)),
         UserCmd::Del(a) => finish("user del", user_del(a)),
@@ -540,7 +531,7 @@ fn user_list(a: UserList) -> CmdResult {
 
 /// Runs `btestd quota ...`.
 pub fn quota(a: QuotaArgs) -> i32 {
-    init_logging();
+    crate::logger::init(log::LevelFilter::Warn, false);
     match a.cmd {
         QuotaCmd::Set(a) => finish("quota set", quota_set(a)),
         QuotaCmd::List(a) => finish("quota list", quota_list(a)),
@@ -678,7 +669,7 @@ fn quota_config(a: QuotaConfigArgs) -> CmdResult {
 
 /// Runs `btestd usage`.
 pub fn usage(a: UsageArgs) -> i32 {
-    init_logging();
+    crate::logger::init(log::LevelFilter::Warn, false);
     finish("usage", usage_cmd(a))
 }
 

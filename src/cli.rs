@@ -108,8 +108,8 @@ pub struct ServeArgs {
     #[argh(switch)]
     pub no_db: bool,
     /// seconds between usage writes to the database (default 1)
-    #[argh(option, default = "1.0")]
-    pub flush_interval: f64,
+    #[argh(option, default = "Duration::from_secs(1)", from_str_fn(parse_seconds))]
+    pub flush_interval: Duration,
     /// log debug details
     #[argh(switch, short = 'v')]
     pub verbose: bool,
@@ -132,8 +132,8 @@ pub struct ClientArgs {
     #[argh(option, default = "Direction::ServerToClient", from_str_fn(parse_direction))]
     pub direction: Direction,
     /// test length in seconds (default 10)
-    #[argh(option, default = "10.0")]
-    pub duration: f64,
+    #[argh(option, default = "Duration::from_secs(10)", from_str_fn(parse_seconds))]
+    pub duration: Duration,
     /// number of TCP connections (default 1)
     #[argh(option, default = "1")]
     pub connections: u8,
@@ -162,25 +162,29 @@ pub struct ClientArgs {
 
 /// Parses `100`, `10k`, `100M`, `1.5G` (decimal units) into bits/s.
 pub fn parse_rate(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let (num, mult) = match s.char_indices().last() {
+    let t = s.trim();
+    let bad = || format!("invalid rate '{t}': use a number with an optional k, M or G suffix");
+    let (num, mult) = match t.char_indices().last() {
         Some((i, c)) if c.is_ascii_alphabetic() => {
             let m = match c.to_ascii_lowercase() {
-                'k' => 1e3,
-                'm' => 1e6,
-                'g' => 1e9,
-                _ => return Err(format!("invalid rate '{s}': use a number with an optional k, M or G suffix")),
+                'k' => 1_000,
+                'm' => 1_000_000,
+                'g' => 1_000_000_000,
+                _ => return Err(bad()),
             };
-            (&s[..i], m)
+            (&t[..i], m)
         }
-        _ => (s, 1.0),
+        _ => (t, 1),
     };
-    let v: f64 =
-        num.parse().map_err(|_| format!("invalid rate '{s}': use a number with an optional k, M or G suffix"))?;
-    if !(v >= 0.0 && v.is_finite()) {
-        return Err(format!("invalid rate '{s}'"));
-    }
-    Ok((v * mult).round() as u64)
+    let bits = crate::decimal::scaled(num, mult).ok_or_else(bad)?;
+    u64::try_from(bits).map_err(|_| format!("rate '{t}' is too large"))
+}
+
+/// Parses seconds with an optional fraction (`10`, `0.25`) to the microsecond.
+fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let micros = crate::decimal::scaled(s.trim(), 1_000_000)
+        .ok_or_else(|| format!("invalid duration '{s}': use a number of seconds such as 10 or 0.5"))?;
+    u64::try_from(micros).map(Duration::from_micros).map_err(|_| format!("duration '{s}' is too long"))
 }
 
 fn parse_rate32(s: &str) -> Result<u32, String> {
@@ -237,15 +241,6 @@ pub fn resolve(server: &str) -> Result<SocketAddr, String> {
         .ok_or_else(|| format!("'{server}' has no address"))
 }
 
-fn init_logging(level: log::LevelFilter) {
-    let config = simplelog::ConfigBuilder::new()
-        .set_target_level(log::LevelFilter::Off)
-        .set_thread_level(log::LevelFilter::Off)
-        .set_time_format_rfc3339()
-        .build();
-    let _ = simplelog::WriteLogger::init(level, config, std::io::stderr());
-}
-
 /// Runs the parsed command line; returns the process exit code.
 pub fn run(args: Args) -> i32 {
     if args.version {
@@ -278,7 +273,7 @@ fn open_store(a: &ServeArgs) -> Result<Option<crate::store::Startup>, crate::sto
         log::info!("no database (--no-db): tests are not accounted and users come only from --user");
         return Ok(None);
     }
-    let config = WriterConfig { flush_interval: Duration::from_secs_f64(a.flush_interval), ..WriterConfig::default() };
+    let config = WriterConfig { flush_interval: a.flush_interval, ..WriterConfig::default() };
     match &a.db {
         Some(path) => Startup::open(path, config).map(Some),
         None => {
@@ -299,13 +294,14 @@ fn open_store(a: &ServeArgs) -> Result<Option<crate::store::Startup>, crate::sto
 }
 
 fn serve(a: ServeArgs) -> i32 {
-    init_logging(if a.verbose {
+    let level = if a.verbose {
         log::LevelFilter::Debug
     } else if a.quiet {
         log::LevelFilter::Warn
     } else {
         log::LevelFilter::Info
-    });
+    };
+    crate::logger::init(level, true);
     let listen: Result<Vec<SocketAddr>, String> = a.listen.iter().map(|s| parse_listen(s)).collect();
     let listen = match listen {
         Ok(l) => l,
@@ -322,7 +318,7 @@ fn serve(a: ServeArgs) -> i32 {
             return 1;
         }
     };
-    if !(a.flush_interval > 0.0 && a.flush_interval <= 3600.0) {
+    if a.flush_interval.is_zero() || a.flush_interval > Duration::from_secs(3600) {
         log::error!("--flush-interval must be between 0 and 3600 seconds");
         return 1;
     }
@@ -387,7 +383,7 @@ fn serve(a: ServeArgs) -> i32 {
 }
 
 fn client(a: ClientArgs) -> i32 {
-    init_logging(log::LevelFilter::Warn);
+    crate::logger::init(log::LevelFilter::Warn, false);
     let server = match resolve(&a.server) {
         Ok(s) => s,
         Err(e) => {
@@ -395,7 +391,7 @@ fn client(a: ClientArgs) -> i32 {
             return 1;
         }
     };
-    if !(a.duration > 0.0 && a.duration.is_finite()) {
+    if a.duration.is_zero() {
         eprintln!("btestd client: --duration must be a positive number of seconds");
         return 1;
     }
@@ -407,7 +403,7 @@ fn client(a: ClientArgs) -> i32 {
         server,
         proto: a.proto,
         direction: a.direction,
-        duration: Duration::from_secs_f64(a.duration),
+        duration: a.duration,
         connections: a.connections,
         tx_size: a.tx_size.unwrap_or(match a.proto {
             Protocol::Tcp => 32768,
@@ -453,6 +449,18 @@ mod tests {
         assert!(parse_rate("-1").is_err());
         assert!(parse_rate("10x").is_err());
         assert!(parse_rate32("5G").unwrap_err().contains("maximum"));
+        assert!(parse_rate("1e6").is_err(), "no exponents: the number is parsed exactly");
+    }
+
+    #[test]
+    fn seconds_take_fractions_to_the_microsecond() {
+        assert_eq!(parse_seconds("10"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_seconds("0.25"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_seconds(" 1.5 "), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_seconds("0.0000001"), Ok(Duration::ZERO), "below a microsecond rounds down");
+        for bad in ["", "-1", "ten", "1s", "1.2.3"] {
+            assert!(parse_seconds(bad).unwrap_err().contains("seconds"), "{bad:?}");
+        }
     }
 
     #[test]

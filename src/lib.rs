@@ -7,6 +7,8 @@ pub mod cidr;
 pub mod cli;
 pub mod client;
 pub mod cpu;
+pub mod decimal;
+pub mod logger;
 pub mod net;
 pub mod pacer;
 pub mod proto;

@@ -47,30 +47,10 @@ pub fn parse_amount(s: &str) -> Result<u64, AmountError> {
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let mult = unit_multiplier(unit.trim()).ok_or_else(bad)?;
-    let (int, frac) = match num.split_once('.') {
-        Some((i, f)) => (i, f),
-        None => (num, ""),
-    };
-    if int.is_empty() && frac.is_empty() {
-        return Err(bad());
+    let bytes = crate::decimal::scaled(num, mult).ok_or_else(bad)?;
+    if bytes > u128::from(MAX_AMOUNT) {
+        return Err(AmountError(format!("amount '{s}' is too large (at most {})", format_amount(MAX_AMOUNT))));
     }
-    if frac.len() > 18 || frac.contains('.') {
-        return Err(bad());
-    }
-    let digits = |d: &str| -> Result<u128, AmountError> {
-        if d.is_empty() {
-            return Ok(0);
-        }
-        d.parse::<u128>().map_err(|_| bad())
-    };
-    let int = digits(int)?;
-    let frac_value = digits(frac)?;
-    let scale = 10u128.pow(frac.len() as u32);
-    let bytes = int
-        .checked_mul(u128::from(mult))
-        .and_then(|v| v.checked_add(frac_value * u128::from(mult) / scale))
-        .filter(|v| *v <= u128::from(MAX_AMOUNT))
-        .ok_or_else(|| AmountError(format!("amount '{s}' is too large (at most {})", format_amount(MAX_AMOUNT))))?;
     Ok(bytes as u64)
 }
 

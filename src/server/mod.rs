@@ -185,6 +185,25 @@ struct Conn {
 
 /// At most a few log lines per second for events a peer can cause at will
 /// (refusals, malformed input), then a count of what was left out.
+/// An episode of accepts failing for lack of file descriptors.
+struct FdStarved {
+    refused: u64,
+    /// An accept failed since the last tick.
+    this_second: bool,
+}
+
+impl FdStarved {
+    /// Called each tick: a whole second without a refused accept ends the episode.
+    fn next_second(self) -> Option<FdStarved> {
+        if self.this_second {
+            Some(FdStarved { this_second: false, ..self })
+        } else {
+            log::info!("accepting connections again, after {} attempts refused for lack of descriptors", self.refused);
+            None
+        }
+    }
+}
+
 #[derive(Default)]
 struct Quiet {
     second: Option<Instant>,
@@ -277,6 +296,9 @@ pub struct Server {
     rx_active: usize,
     /// Rate limit for log lines that attackers can trigger at will.
     quiet: Quiet,
+    /// Set while accepts fail for lack of file descriptors: one warning
+    /// per episode, not one per attempt (each new connection is an attempt).
+    fd_starved: Option<FdStarved>,
     bufs: Buffers,
     cpu: CpuSampler,
     cpu_now: Option<u8>,
@@ -354,6 +376,7 @@ impl Server {
             tx_active: 0,
             rx_active: 0,
             quiet: Quiet::default(),
+            fd_starved: None,
             next_session_id: 1,
             stopping: false,
         };
@@ -487,9 +510,15 @@ impl Server {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if is_fd_exhaustion(&e) => {
                     // The pending connection stays queued; the next tick retries.
-                    log::warn!(
-                        "cannot accept connections: {e}; raise the open-file limit (ulimit -n) or lower --max-sessions"
-                    );
+                    let starved = self.fd_starved.get_or_insert_with(|| {
+                        log::warn!(
+                            "cannot accept connections: {e}; raise the open-file limit (ulimit -n) or lower \
+                             --max-sessions; running tests go on"
+                        );
+                        FdStarved { refused: 0, this_second: true }
+                    });
+                    starved.refused += 1;
+                    starved.this_second = true;
                     return;
                 }
                 Err(e) => log::debug!("accept: {e}"),
@@ -1079,6 +1108,7 @@ impl Server {
                         self.cpu_now = self.cpu.sample();
                         self.apply_reload();
                         self.timers.schedule(Owner::Tick, now + Duration::from_secs(1), &mut self.tick_armed);
+                        self.fd_starved = self.fd_starved.take().and_then(FdStarved::next_second);
                         for i in 0..self.listeners.len() {
                             self.accept(i, now);
                         }

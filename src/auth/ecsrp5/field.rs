@@ -137,26 +137,29 @@ impl Fe {
     }
 
     /// `other` where `mask` is all-ones, `self` where it is zero.
+    // Limb loops below index plain arrays rather than zipping iterators: the
+    // release build optimises for size, and at that level iterator adapters
+    // stay out-of-line calls that would double the handshake's cost.
     pub(crate) fn select(&self, other: &Fe, mask: u32) -> Fe {
-        let mut r = self.0;
-        for (a, b) in r.iter_mut().zip(other.0) {
-            *a ^= mask & (*a ^ b);
+        let (mut r, b) = (self.0, other.0);
+        for i in 0..10 {
+            r[i] ^= mask & (r[i] ^ b[i]);
         }
         Fe(r)
     }
 
     pub(crate) fn add(&self, other: &Fe) -> Fe {
-        let mut r = self.0;
-        for (a, b) in r.iter_mut().zip(other.0) {
-            *a += b;
+        let (mut r, b) = (self.0, other.0);
+        for i in 0..10 {
+            r[i] += b[i];
         }
         Fe(carry(r))
     }
 
     pub(crate) fn sub(&self, other: &Fe) -> Fe {
-        let mut r = self.0;
-        for ((a, b), four_p) in r.iter_mut().zip(other.0).zip(FOUR_P) {
-            *a = *a + four_p - b;
+        let (mut r, b) = (self.0, other.0);
+        for i in 0..10 {
+            r[i] = r[i] + FOUR_P[i] - b[i];
         }
         Fe(carry(r))
     }
@@ -386,18 +389,33 @@ const fn hex_digit(c: u8) -> u8 {
 
 /// Brings limbs below 2^29 back under 2^26 (exact width except limb 1,
 /// which may exceed its 25 bits by one), folding the top carry times 19.
-const fn carry(mut h: [u32; 10]) -> [u32; 10] {
-    let mut i = 0;
-    while i < 9 {
-        h[i + 1] += h[i] >> WIDTH[i];
-        h[i] &= (1 << WIDTH[i]) - 1;
-        i += 1;
-    }
-    h[0] += 19 * (h[9] >> 25);
-    h[9] &= MASK25;
-    h[1] += h[0] >> 26;
-    h[0] &= MASK26;
-    h
+/// Written out limb by limb: it runs after every addition, and a loop over
+/// `WIDTH` is not unrolled at the size-optimised level.
+const fn carry(h: [u32; 10]) -> [u32; 10] {
+    let [mut h0, mut h1, mut h2, mut h3, mut h4, mut h5, mut h6, mut h7, mut h8, mut h9] = h;
+    h1 += h0 >> 26;
+    h0 &= MASK26;
+    h2 += h1 >> 25;
+    h1 &= MASK25;
+    h3 += h2 >> 26;
+    h2 &= MASK26;
+    h4 += h3 >> 25;
+    h3 &= MASK25;
+    h5 += h4 >> 26;
+    h4 &= MASK26;
+    h6 += h5 >> 25;
+    h5 &= MASK25;
+    h7 += h6 >> 26;
+    h6 &= MASK26;
+    h8 += h7 >> 25;
+    h7 &= MASK25;
+    h9 += h8 >> 26;
+    h8 &= MASK26;
+    h0 += 19 * (h9 >> 25);
+    h9 &= MASK25;
+    h1 += h0 >> 26;
+    h0 &= MASK26;
+    [h0, h1, h2, h3, h4, h5, h6, h7, h8, h9]
 }
 
 /// 32×32→64-bit product.
