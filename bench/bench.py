@@ -8,7 +8,10 @@ udp: the server transmits 1500-byte datagrams at unlimited rate (iperf3:
      -u -b 0 -l 1472 -R); packets per second sent and delivered.
 
 Prints throughput, server CPU seconds per GB moved (utime+stime from
-/proc/PID/stat), server peak RSS (VmHWM) and the btestd/iperf3 ratios.
+/proc/PID/stat), server peak RSS (VmHWM), idle RSS (VmRSS, which counts
+the shared pages of libc and the binary) and idle anon (RssAnon: memory of
+the server's own), and the btestd/iperf3 ratios. --bin also measures a
+cross-built static binary (target/cross/x86_64-unknown-linux-musl/...).
 Servers listen on 127.0.0.1 only and are stopped by PID.
 """
 import argparse
@@ -54,6 +57,7 @@ def run_btestd(binary, direction, duration, extra=()):
         wait_port(port)
         time.sleep(0.2)
         idle_rss = status_kb(srv.pid, "VmRSS")
+        idle_anon = status_kb(srv.pid, "RssAnon")
         cpu0 = cpu_seconds(srv.pid)
         out, peak = run_client(
             [binary, "client", f"127.0.0.1:{port}", "--direction", direction, "--duration", str(duration),
@@ -72,6 +76,7 @@ def run_btestd(binary, direction, duration, extra=()):
     moved = int(s["tx_bytes"]) + int(s["rx_bytes"])
     secs = float(s["seconds"])
     return dict(gbps=moved * 8 / secs / 1e9, bytes=moved, cpu=cpu1 - cpu0, peak_kb=peak, idle_kb=idle_rss,
+                anon_kb=idle_anon,
                 secs=secs, rx=int(s["rx_bytes"]), server_tx=server_tx, lost=int(s["lost_packets"]))
 
 
@@ -82,6 +87,7 @@ def run_iperf3(direction, duration):
         wait_port(port)
         time.sleep(0.2)
         idle_rss = status_kb(srv.pid, "VmRSS")
+        idle_anon = status_kb(srv.pid, "RssAnon")
         cpu0 = cpu_seconds(srv.pid)
         flags = {"send": [], "receive": ["-R"], "both": ["--bidir"]}[direction]
         out, peak = run_client(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(duration), "-J"] + flags,
@@ -94,21 +100,23 @@ def run_iperf3(direction, duration):
     secs = end["sum_received"]["seconds"]
     if "sum_received_bidir_reverse" in end:
         moved += end["sum_received_bidir_reverse"]["bytes"]
-    return dict(gbps=moved * 8 / secs / 1e9, bytes=moved, cpu=cpu1 - cpu0, peak_kb=peak, idle_kb=idle_rss)
+    return dict(gbps=moved * 8 / secs / 1e9, bytes=moved, cpu=cpu1 - cpu0, peak_kb=peak, idle_kb=idle_rss,
+                anon_kb=idle_anon)
 
 
 def tcp(args):
     if not shutil.which("iperf3"):
         sys.exit("iperf3 is needed as the reference: apt-get install iperf3")
     print(f"TCP, one connection, {args.duration} s per run, loopback; server = measured process")
-    print(f"{'direction':<10} {'impl':<8} {'Gbit/s':>8} {'cpu s/GB':>9} {'peak RSS':>9} {'idle RSS':>9}")
+    print(f"{'direction':<10} {'impl':<8} {'Gbit/s':>8} {'cpu s/GB':>9} {'peak RSS':>9} {'idle RSS':>9}"
+          f" {'idle anon':>9}")
     worst = None
     for direction in ["receive", "send", "both"]:
         b = run_btestd(args.bin, direction, args.duration)
         i = run_iperf3(direction, args.duration)
         for name, r in (("btestd", b), ("iperf3", i)):
             print(f"{direction:<10} {name:<8} {r['gbps']:>8.2f} {r['cpu'] / (r['bytes'] / 1e9):>9.3f} "
-                  f"{r['peak_kb'] / 1024:>7.1f}MB {r['idle_kb'] / 1024:>7.1f}MB")
+                  f"{r['peak_kb'] / 1024:>7.1f}MB {r['idle_kb'] / 1024:>7.1f}MB {r['anon_kb'] / 1024:>7.1f}MB")
         ratio = b["gbps"] / i["gbps"]
         cpu_ratio = (b["cpu"] / b["bytes"]) / (i["cpu"] / i["bytes"]) if i["cpu"] > 0 else float("nan")
         print(f"{direction:<10} ratio    {ratio:>8.2f}x throughput, {cpu_ratio:.2f}x CPU per GB (btestd/iperf3)")
