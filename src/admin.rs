@@ -2,9 +2,10 @@
 //! database, also while the daemon runs (it picks changes up within two
 //! seconds). Secrets go in; no command ever prints one.
 
+use crate::cli::parse_bytes;
 use crate::quota::period::Zone;
 use crate::quota::{
-    Cidr, Date, Dir, IpKey, Limits, PartialLimits, Period, PeriodKey, QuotaConfig, Subject, format_amount, parse_amount,
+    Cidr, Date, Dir, IpKey, Limits, PartialLimits, Period, PeriodKey, QuotaConfig, Subject, format_amount,
 };
 use crate::store::config::{LimitRow, SETTING_IPV6_PREFIX, SETTING_RETENTION_DAYS, SETTING_TIMEZONE};
 use crate::store::usage::{MERGED_REASON, UsageFilter};
@@ -14,10 +15,6 @@ use std::io::{BufRead, Write};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
-
-fn amount(s: &str) -> Result<u64, String> {
-    parse_amount(s).map_err(|e| e.to_string())
-}
 
 /// Manage the users clients log in as.
 #[derive(FromArgs)]
@@ -110,31 +107,31 @@ pub struct UserSet {
     #[argh(switch)]
     pub disable: bool,
     /// daily budget for bytes the server receives
-    #[argh(option, from_str_fn(amount))]
+    #[argh(option, from_str_fn(parse_bytes))]
     pub day_rx: Option<u64>,
     /// daily budget for bytes the server transmits
-    #[argh(option, from_str_fn(amount))]
+    #[argh(option, from_str_fn(parse_bytes))]
     pub day_tx: Option<u64>,
     /// daily budget for both directions together
-    #[argh(option, from_str_fn(amount))]
+    #[argh(option, from_str_fn(parse_bytes))]
     pub day_total: Option<u64>,
     /// weekly (ISO week) budget for bytes the server receives
-    #[argh(option, from_str_fn(amount))]
+    #[argh(option, from_str_fn(parse_bytes))]
     pub week_rx: Option<u64>,
     /// weekly budget for bytes the server transmits
-    #[argh(option, from_str_fn(amount))]
+    #[argh(option, from_str_fn(parse_bytes))]
     pub week_tx: Option<u64>,
     /// weekly budget for both directions together
-    #[argh(option, from_str_fn(amount))]
+    #[argh(option, from_str_fn(parse_bytes))]
     pub week_total: Option<u64>,
     /// monthly budget for bytes the server receives
-    #[argh(option, from_str_fn(amount))]
+    #[argh(option, from_str_fn(parse_bytes))]
     pub month_rx: Option<u64>,
     /// monthly budget for bytes the server transmits
-    #[argh(option, from_str_fn(amount))]
+    #[argh(option, from_str_fn(parse_bytes))]
     pub month_tx: Option<u64>,
     /// monthly budget for both directions together
-    #[argh(option, from_str_fn(amount))]
+    #[argh(option, from_str_fn(parse_bytes))]
     pub month_total: Option<u64>,
     /// database file
     #[argh(option)]
@@ -175,31 +172,31 @@ pub struct QuotaSet {
     #[argh(option)]
     pub user: Option<String>,
     /// daily budget for bytes the server receives
-    #[argh(option, from_str_fn(amount))]
+    #[argh(option, from_str_fn(parse_bytes))]
     pub day_rx: Option<u64>,
     /// daily budget for bytes the server transmits
-    #[argh(option, from_str_fn(amount))]
+    #[argh(option, from_str_fn(parse_bytes))]
     pub day_tx: Option<u64>,
     /// daily budget for both directions together
-    #[argh(option, from_str_fn(amount))]
+    #[argh(option, from_str_fn(parse_bytes))]
     pub day_total: Option<u64>,
     /// weekly (ISO week) budget for bytes the server receives
-    #[argh(option, from_str_fn(amount))]
+    #[argh(option, from_str_fn(parse_bytes))]
     pub week_rx: Option<u64>,
     /// weekly budget for bytes the server transmits
-    #[argh(option, from_str_fn(amount))]
+    #[argh(option, from_str_fn(parse_bytes))]
     pub week_tx: Option<u64>,
     /// weekly budget for both directions together
-    #[argh(option, from_str_fn(amount))]
+    #[argh(option, from_str_fn(parse_bytes))]
     pub week_total: Option<u64>,
     /// monthly budget for bytes the server receives
-    #[argh(option, from_str_fn(amount))]
+    #[argh(option, from_str_fn(parse_bytes))]
     pub month_rx: Option<u64>,
     /// monthly budget for bytes the server transmits
-    #[argh(option, from_str_fn(amount))]
+    #[argh(option, from_str_fn(parse_bytes))]
     pub month_tx: Option<u64>,
     /// monthly budget for both directions together
-    #[argh(option, from_str_fn(amount))]
+    #[argh(option, from_str_fn(parse_bytes))]
     pub month_total: Option<u64>,
     /// database file
     #[argh(option)]

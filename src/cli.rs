@@ -68,6 +68,9 @@ pub struct ServeArgs {
     /// cap on all tests together in each direction, bits/s with optional k/M/G suffix, 0 = none
     #[argh(option, default = "0", from_str_fn(parse_rate))]
     pub max_rate_total: u64,
+    /// refuse new tests while btestd's own memory is above this, e.g. 16MiB; 0 = no budget (default 64MiB)
+    #[argh(option, default = "server::DEFAULT_MAX_MEMORY", from_str_fn(parse_bytes))]
+    pub max_memory: u64,
     /// only clients in this network may connect, e.g. 192.0.2.0/24 (repeatable; default everyone)
     #[argh(option)]
     pub allow: Vec<Cidr>,
@@ -178,6 +181,11 @@ pub fn parse_rate(s: &str) -> Result<u64, String> {
     };
     let bits = crate::decimal::scaled(num, mult).ok_or_else(bad)?;
     u64::try_from(bits).map_err(|_| format!("rate '{t}' is too large"))
+}
+
+/// A byte amount such as `16MiB` or `10G` (see `quota::parse_amount`).
+pub(crate) fn parse_bytes(s: &str) -> Result<u64, String> {
+    crate::quota::parse_amount(s).map_err(|e| e.to_string())
 }
 
 /// Parses seconds with an optional fraction (`10`, `0.25`) to the microsecond.
@@ -359,6 +367,7 @@ fn serve(a: ServeArgs) -> i32 {
             max_duration: (a.max_duration > 0).then(|| secs(a.max_duration)),
             max_rate_per_session: a.max_rate,
             max_rate_total: a.max_rate_total,
+            max_memory: a.max_memory,
         },
         guard: server::guard::GuardConfig {
             allow: a.allow,

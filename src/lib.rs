@@ -9,6 +9,7 @@ pub mod client;
 pub mod cpu;
 pub mod decimal;
 pub mod logger;
+pub mod memory;
 pub mod net;
 pub mod pacer;
 pub mod proto;

@@ -191,3 +191,20 @@ fn running_out_of_file_descriptors_refuses_new_connections_only() {
     let warnings = log.iter().filter(|l| l.contains("cannot accept connections")).count();
     assert_eq!(warnings, 1, "one warning per episode, not one per refused attempt: {log:?}");
 }
+
+#[test]
+fn memory_budget_refuses_new_tests_with_a_reason() {
+    // Any real server holds more than 1 kB of its own memory.
+    let server = Server::start(&["--max-memory", "1k"]);
+    let (_c, rep) = Raw::command(server.addr, &tcp_cmd(1, true, 0, 0));
+    assert_eq!(rep, [0, 0, 0, 0], "refused after the HELLO, as other limits are");
+    server.wait_log("more than --max-memory 1.0 kB; running tests go on", LOG_WAIT);
+
+    // 0 turns the budget off; the default is far above what a test needs.
+    for args in [&["--max-memory", "0"][..], &[]] {
+        let server = Server::start(args);
+        let c = client(server.addr, &["--duration", "1", "--remote-speed", "1M"]);
+        assert_eq!(c.code, 0, "{args:?}: {c:?}");
+        assert!(c.rx_bytes > 100_000, "{args:?}: {c:?}");
+    }
+}

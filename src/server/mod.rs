@@ -17,6 +17,7 @@ use crate::auth::{Scheme, Users};
 use crate::cpu::CpuSampler;
 use crate::pacer::TokenBucket;
 use crate::proto::{Command, Protocol, Status, command, reply};
+use crate::quota::format_amount;
 use crate::stream::Stream;
 use crate::udp::{IoMode, UdpFlow};
 use handshake::{AuthConfig, Event, Handshake, HandshakeError};
@@ -54,7 +55,13 @@ pub struct Limits {
     pub max_rate_per_session: u64,
     /// Cap on all tests together in each direction, bits/s (0 = none).
     pub max_rate_total: u64,
+    /// New tests are refused while btestd's own memory is above this many bytes (0 = no budget).
+    pub max_memory: u64,
 }
+
+/// Far above what the other default limits let btestd use (about 10 MB), so
+/// it only trips on something unforeseen; routers may set it lower.
+pub const DEFAULT_MAX_MEMORY: u64 = 64 << 20;
 
 impl Default for Limits {
     fn default() -> Limits {
@@ -69,6 +76,7 @@ impl Default for Limits {
             max_duration: None,
             max_rate_per_session: 0,
             max_rate_total: 0,
+            max_memory: DEFAULT_MAX_MEMORY,
         }
     }
 }
@@ -302,6 +310,8 @@ pub struct Server {
     bufs: Buffers,
     cpu: CpuSampler,
     cpu_now: Option<u8>,
+    /// btestd's own memory at the last tick, for `Limits::max_memory`.
+    mem_now: Option<u64>,
     /// None while there is no user to log in as: tests are anonymous.
     auth: Option<Scheme>,
     scheme: Scheme,
@@ -361,6 +371,7 @@ impl Server {
             },
             cpu: CpuSampler::new(),
             cpu_now: None,
+            mem_now: crate::memory::own_resident(),
             auth: None,
             scheme: config.scheme,
             users: config.users,
@@ -685,6 +696,12 @@ impl Server {
         let per_ip = self.sessions_per_ip.get(&peer.ip()).copied().unwrap_or(0);
         let refusal = if self.sessions.len() >= self.limits.max_sessions {
             Some(format!("server is full: {} tests running (--max-sessions)", self.sessions.len()))
+        } else if let Some(used) = self.mem_now.filter(|&m| self.limits.max_memory > 0 && m > self.limits.max_memory) {
+            Some(format!(
+                "btestd holds {} of memory, more than --max-memory {}; running tests go on",
+                format_amount(used),
+                format_amount(self.limits.max_memory)
+            ))
         } else if per_ip >= self.limits.max_sessions_per_ip {
             Some(format!("{per_ip} tests already running from this address (--max-sessions-per-ip)"))
         } else if cmd.connections() > usize::from(self.limits.max_connections_per_test) {
@@ -1106,6 +1123,7 @@ impl Server {
                 Owner::Tick => {
                     if take_if_live(&mut self.tick_armed, at) {
                         self.cpu_now = self.cpu.sample();
+                        self.mem_now = crate::memory::own_resident();
                         self.apply_reload();
                         self.timers.schedule(Owner::Tick, now + Duration::from_secs(1), &mut self.tick_armed);
                         self.fd_starved = self.fd_starved.take().and_then(FdStarved::next_second);

@@ -54,6 +54,8 @@ impl std::str::FromStr for IoMode {
 #[derive(Debug, Clone, Copy)]
 pub struct Sender {
     pub mode: IoMode,
+    /// Segmentation offload is Linux's; elsewhere this stays false, unread.
+    #[cfg_attr(not(any(target_os = "linux", target_os = "android")), allow(dead_code))]
     gso: bool,
 }
 
