@@ -14,7 +14,6 @@ started here is stopped, by PID.
 import argparse
 import os
 import resource
-import signal
 import socket
 import struct
 import subprocess
@@ -24,7 +23,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib import DEFAULT_BIN, cpu_seconds, status_kb  # noqa: E402
+from lib import DEFAULT_BIN, Proc, cpu_seconds, free_port, status_kb, wait_port  # noqa: E402
 
 
 def tcp_cmd(direction, remote_bps):
@@ -47,19 +46,11 @@ class Server:
         self.dir = tempfile.TemporaryDirectory(prefix="btestd-load-")
         self.db = os.path.join(self.dir.name, "btestd.db")
         self.log = tempfile.NamedTemporaryFile(mode="w+", prefix="btestd-load-", suffix=".log")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         argv = [binary, "serve", "--listen", f"127.0.0.1:{self.port}", "--db", self.db, *extra]
-        self.p = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=self.log)
-        deadline = time.time() + 10
-        while time.time() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise RuntimeError("server did not start")
+        self.proc = Proc(argv, stderr=self.log)
+        self.p = self.proc.p
+        wait_port(self.port)
 
     def report(self, phase, cpu0, errors, extra=""):
         pid = self.p.pid
@@ -76,12 +67,7 @@ class Server:
         return sum(int(line.rsplit(",", 1)[1]) for line in out.splitlines()[1:] if line)
 
     def stop(self):
-        self.p.send_signal(signal.SIGTERM)
-        try:
-            return self.p.wait(15)
-        except subprocess.TimeoutExpired:
-            self.p.kill()
-            return self.p.wait()
+        return self.proc.stop()
 
 
 def real_test_latency(port):

@@ -38,27 +38,19 @@ fn many_clients(server: &Server, n: usize, args: &[&str]) -> Vec<std::process::C
     (0..n).map(|_| client_spawn(server.addr, args)).collect()
 }
 
-const BUSY: [&str; 8] = [
-    "--max-sessions",
-    "300",
-    "--max-sessions-per-ip",
-    "300",
-    "--max-handshakes",
-    "300",
-    "--max-handshakes-per-ip",
-    "300",
-];
+/// 50 tests at 1 Mbit/s each way for 20 s, all started by the time this returns.
+fn fifty_running_tests(server: &Server) -> Vec<std::process::Child> {
+    let clients =
+        many_clients(server, 50, &["--direction", "both", "--duration", "20", "--speed", "1M", "--remote-speed", "1M"]);
+    server.wait_log_count("session ", 50, LOG_WAIT);
+    clients
+}
 
 #[test]
 fn sigterm_persists_what_clients_measured() {
     let mut server = Server::start(&BUSY);
     let db = server.db();
-    let clients = many_clients(
-        &server,
-        50,
-        &["--direction", "both", "--duration", "20", "--speed", "1M", "--remote-speed", "1M"],
-    );
-    server.wait_log_count("session ", 50, LOG_WAIT);
+    let clients = fifty_running_tests(&server);
     std::thread::sleep(Duration::from_millis(2500));
     let (status, _) = server.stop();
     assert!(status.success());
@@ -82,12 +74,7 @@ fn sigterm_persists_what_clients_measured() {
 fn kill_9_loses_at_most_the_last_flush() {
     let server = Server::start(&BUSY);
     let db = server.db();
-    let clients = many_clients(
-        &server,
-        50,
-        &["--direction", "both", "--duration", "20", "--speed", "1M", "--remote-speed", "1M"],
-    );
-    server.wait_log_count("session ", 50, LOG_WAIT);
+    let clients = fifty_running_tests(&server);
     std::thread::sleep(Duration::from_millis(3000));
     server.signal(libc::SIGKILL);
     let runs: Vec<ClientRun> = clients.into_iter().map(client_wait).collect();

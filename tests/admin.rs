@@ -1,41 +1,34 @@
 //! `btestd user`, `btestd quota` and `btestd usage` as an operator runs
 //! them: the real binary against a temporary database.
 
+mod common;
+
 use btestd::proto::{Direction, Protocol};
 use btestd::quota::QuotaConfig;
 use btestd::store::{SessionRecord, Store, Writer, WriterConfig};
+use common::{BIN, TempDir};
 use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-const BIN: &str = env!("CARGO_BIN_EXE_btestd");
-
-/// A temporary directory holding one database, removed on drop.
+/// A temporary database and what the commands run on it printed.
 struct Db {
-    dir: PathBuf,
+    dir: TempDir,
     /// Every stdout and stderr seen, for the "no secret ever printed" checks.
     seen: Mutex<String>,
 }
 
 impl Db {
-    fn new(name: &str) -> Db {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "btestd-admin-{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Db { dir, seen: Mutex::new(String::new()) }
+    fn new() -> Db {
+        Db { dir: TempDir::new(), seen: Mutex::new(String::new()) }
     }
 
     fn path(&self) -> PathBuf {
-        self.dir.join("btestd.db")
+        self.dir.db()
     }
 
     fn run_with_stdin(&self, args: &[&str], stdin: Option<&str>) -> Output {
@@ -77,12 +70,6 @@ impl Db {
     }
 }
 
-impl Drop for Db {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// Splits a text table into rows of whitespace-separated cells.
 fn table(s: &str) -> Vec<Vec<String>> {
     s.lines().map(|l| l.split_whitespace().map(String::from).collect()).collect()
@@ -94,11 +81,11 @@ fn ip(s: &str) -> IpAddr {
 
 #[test]
 fn users_are_added_listed_changed_and_deleted() {
-    let db = Db::new("users");
+    let db = Db::new();
     assert!(db.ok(&["user", "add", "alice", "--password", "Tr0ub4dor"]).contains("user 'alice' added"));
     let out = db.run_with_stdin(&["user", "add", "bob", "--password-file", "-", "--md5"], Some("c0rrect horse\n"));
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let pwfile = db.dir.join("pw");
+    let pwfile = db.dir.0.join("pw");
     std::fs::write(&pwfile, "b4ttery staple\nsecond line ignored\n").unwrap();
     db.ok(&["user", "add", "carol", "--password-file", pwfile.to_str().unwrap(), "--disabled"]);
 
@@ -144,7 +131,7 @@ fn users_are_added_listed_changed_and_deleted() {
 
 #[test]
 fn mistakes_get_clear_errors_and_exit_code_1() {
-    let db = Db::new("errors");
+    let db = Db::new();
     let e = db.fails(&["user", "add", "alice"]);
     assert!(e.contains("no password given") && e.contains("--password-file"), "{e}");
     db.ok(&["user", "add", "alice", "--password", "pw"]);
@@ -163,7 +150,7 @@ fn mistakes_get_clear_errors_and_exit_code_1() {
     assert!(db.fails(&["quota", "config", "--ipv6-prefix", "0"]).contains("1 to 128"));
 
     // A database path that cannot exist.
-    let file = db.dir.join("plainfile");
+    let file = db.dir.0.join("plainfile");
     std::fs::write(&file, "x").unwrap();
     let out = Command::new(BIN)
         .args(["user", "add", "x", "--password", "pw", "--db"])
@@ -174,7 +161,7 @@ fn mistakes_get_clear_errors_and_exit_code_1() {
     let e = String::from_utf8_lossy(&out.stderr);
     assert!(e.contains("plainfile") && e.contains("--db"), "{e}");
 
-    let out = Command::new(BIN).args(["usage", "--db"]).arg(db.dir.join("missing.db")).output().unwrap();
+    let out = Command::new(BIN).args(["usage", "--db"]).arg(db.dir.0.join("missing.db")).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
     db.assert_never_printed("pw\n");
@@ -182,7 +169,7 @@ fn mistakes_get_clear_errors_and_exit_code_1() {
 
 #[test]
 fn quotas_are_set_listed_and_removed() {
-    let db = Db::new("quota");
+    let db = Db::new();
     db.ok(&["quota", "set", "--ip", "10.1.2.3/8", "--day-total", "5G", "--week-rx", "0"]);
     db.ok(&["quota", "set", "--ip-default", "--month-total", "100GB"]);
     db.ok(&["quota", "set", "--anonymous", "--day-rx", "1GiB"]);
@@ -210,7 +197,7 @@ fn quotas_are_set_listed_and_removed() {
 
 #[test]
 fn usage_shows_counters_limits_and_sessions() {
-    let db = Db::new("usage");
+    let db = Db::new();
     db.ok(&["user", "add", "alice", "--password", "pw"]);
     db.ok(&["user", "set", "alice", "--day-total", "10k", "--month-rx", "1M"]);
     db.ok(&["quota", "set", "--ip-default", "--day-tx", "100k"]);
@@ -272,7 +259,7 @@ fn usage_shows_counters_limits_and_sessions() {
 
 #[test]
 fn cli_changes_while_the_writer_commits_never_hit_a_lock() {
-    let db = Db::new("contention");
+    let db = Db::new();
     db.ok(&["user", "add", "alice", "--password", "pw"]);
     let stop = Arc::new(AtomicBool::new(false));
     let path = db.path();

@@ -1,46 +1,19 @@
 //! The SQLite store and its writer on real files in a temporary directory.
 
+mod common;
+
 use btestd::proto::{Direction, Protocol};
 use btestd::quota::{Date, Dir, PartialLimits, Period, QuotaConfig, Zone};
 use btestd::store::schema::{MIGRATIONS, SCHEMA_VERSION};
 use btestd::store::{LimitScope, OpenOptions, SessionRecord, Store, StoreError, Writer, WriterConfig};
+use common::TempDir;
 use rusqlite::Connection;
 use std::net::IpAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
-
-/// A directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "btestd-store-{name}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn db(&self) -> PathBuf {
-        self.0.join("btestd.db")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).output();
-        let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o700));
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// Log lines of the whole test process (tests filter by their file path).
 static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
@@ -103,9 +76,24 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// Mounts a tmpfs on `dir` (root only); false when not possible here.
-fn mount_tmpfs(dir: &Path, opts: &str) -> bool {
-    Command::new("mount").args(["-t", "tmpfs", "-o", opts, "tmpfs"]).arg(dir).output().is_ok_and(|o| o.status.success())
+/// A tmpfs a test mounted; unmounted on drop, before the directory under it goes.
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).output();
+    }
+}
+
+/// Mounts a tmpfs on `dir` (root only); None when not possible here.
+fn mount_tmpfs(dir: &Path, opts: &str) -> Option<Mounted> {
+    let ok = is_root()
+        && Command::new("mount")
+            .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
+            .arg(dir)
+            .output()
+            .is_ok_and(|o| o.status.success());
+    ok.then(|| Mounted(dir.to_path_buf()))
 }
 
 fn remount(dir: &Path, opts: &str) -> bool {
@@ -114,7 +102,7 @@ fn remount(dir: &Path, opts: &str) -> bool {
 
 #[test]
 fn schema_is_created_private_and_versioned() {
-    let t = TempDir::new("create");
+    let t = TempDir::new();
     let path = t.0.join("sub/dir/btestd.db");
     let store = Store::open(&path).unwrap();
     assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
@@ -137,7 +125,7 @@ fn schema_is_created_private_and_versioned() {
 
 #[test]
 fn older_schema_is_migrated_keeping_its_data() {
-    let t = TempDir::new("migrate");
+    let t = TempDir::new();
     {
         let conn = Connection::open(t.db()).unwrap();
         conn.execute_batch(MIGRATIONS[0]).unwrap();
@@ -161,7 +149,7 @@ fn older_schema_is_migrated_keeping_its_data() {
 
 #[test]
 fn newer_schema_is_refused_with_advice() {
-    let t = TempDir::new("newer");
+    let t = TempDir::new();
     drop(Store::open(&t.db()).unwrap());
     Connection::open(t.db()).unwrap().execute_batch("PRAGMA user_version = 3").unwrap();
     let e = Store::open(&t.db()).unwrap_err();
@@ -177,7 +165,7 @@ fn newer_schema_is_refused_with_advice() {
 
 #[test]
 fn garbage_file_is_reported_as_corrupt() {
-    let t = TempDir::new("garbage");
+    let t = TempDir::new();
     std::fs::write(t.db(), vec![0x5a; 8192]).unwrap();
     let msg = Store::open(&t.db()).unwrap_err().to_string();
     assert!(msg.contains(&format!("database {} is corrupt", t.db().display())), "{msg}");
@@ -186,7 +174,7 @@ fn garbage_file_is_reported_as_corrupt() {
 
 #[test]
 fn damaged_pages_are_found_at_open() {
-    let t = TempDir::new("damaged");
+    let t = TempDir::new();
     {
         let mut s = Store::open(&t.db()).unwrap();
         for i in 0..300 {
@@ -207,7 +195,7 @@ fn damaged_pages_are_found_at_open() {
 
 #[test]
 fn another_programs_database_is_not_touched() {
-    let t = TempDir::new("foreign");
+    let t = TempDir::new();
     Connection::open(t.db()).unwrap().execute_batch("CREATE TABLE users(id INTEGER PRIMARY KEY)").unwrap();
     let msg = Store::open(&t.db()).unwrap_err().to_string();
     assert!(msg.contains("another program"), "{msg}");
@@ -215,7 +203,7 @@ fn another_programs_database_is_not_touched() {
 
 #[test]
 fn a_locked_database_is_reported_as_locked() {
-    let t = TempDir::new("locked");
+    let t = TempDir::new();
     drop(Store::open(&t.db()).unwrap());
     let holder = Connection::open(t.db()).unwrap();
     holder.execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE; DELETE FROM settings;").unwrap();
@@ -226,7 +214,7 @@ fn a_locked_database_is_reported_as_locked() {
 
 #[test]
 fn writer_puts_exact_bytes_in_every_period_row() {
-    let t = TempDir::new("flush");
+    let t = TempDir::new();
     let store = Store::open(&t.db()).unwrap();
     let cfg = QuotaConfig { utc: true, ..QuotaConfig::default() };
     let w = Writer::start(store, &cfg, fast_writer()).unwrap();
@@ -273,7 +261,7 @@ fn writer_puts_exact_bytes_in_every_period_row() {
 #[test]
 fn deltas_coalesce_while_another_process_holds_the_lock() {
     capture_log();
-    let t = TempDir::new("blocked");
+    let t = TempDir::new();
     let store = Store::open_with(&t.db(), &quick()).unwrap();
     let w = Writer::start(store, &QuotaConfig::default(), fast_writer()).unwrap();
     let holder = Connection::open(t.db()).unwrap();
@@ -312,7 +300,7 @@ fn deltas_coalesce_while_another_process_holds_the_lock() {
 
 #[test]
 fn external_changes_reach_the_loop_within_two_seconds() {
-    let t = TempDir::new("reload");
+    let t = TempDir::new();
     let mut cli = Store::open_with(&t.db(), &OpenOptions::default()).unwrap();
     cli.add_user("alice", "pw", false, true).unwrap();
     let store = Store::open(&t.db()).unwrap();
@@ -353,7 +341,7 @@ fn external_changes_reach_the_loop_within_two_seconds() {
 
 #[test]
 fn shutdown_drains_everything_queued() {
-    let t = TempDir::new("drain");
+    let t = TempDir::new();
     let store = Store::open(&t.db()).unwrap();
     let slow = WriterConfig { flush_interval: Duration::from_secs(3600), ..WriterConfig::default() };
     let w = Writer::start(store, &QuotaConfig::default(), slow).unwrap();
@@ -387,12 +375,12 @@ fn shutdown_drains_everything_queued() {
 
 #[test]
 fn read_only_file_system_and_directory_give_clear_errors() {
-    let t = TempDir::new("readonly");
+    let t = TempDir::new();
     if is_root() {
-        if !mount_tmpfs(&t.0, "size=4m") {
+        let Some(_mounted) = mount_tmpfs(&t.0, "size=4m") else {
             eprintln!("skipped: cannot mount a tmpfs here");
             return;
-        }
+        };
         drop(Store::open(&t.db()).unwrap());
         assert!(remount(&t.0, "ro"));
         let e = Store::open(&t.db()).unwrap_err();
@@ -418,11 +406,11 @@ fn read_only_file_system_and_directory_give_clear_errors() {
 #[test]
 fn a_full_disk_keeps_usage_in_memory_until_space_returns() {
     capture_log();
-    let t = TempDir::new("full");
-    if !is_root() || !mount_tmpfs(&t.0, "size=1m") {
+    let t = TempDir::new();
+    let Some(_mounted) = mount_tmpfs(&t.0, "size=1m") else {
         eprintln!("skipped: needs root to mount a small tmpfs");
         return;
-    }
+    };
     let store = Store::open(&t.db()).unwrap();
     let w = Writer::start(store, &QuotaConfig::default(), fast_writer()).unwrap();
     // Fill the file system.
@@ -454,7 +442,7 @@ fn a_full_disk_keeps_usage_in_memory_until_space_returns() {
 #[test]
 fn a_database_deleted_while_running_is_recreated_with_its_users() {
     capture_log();
-    let t = TempDir::new("deleted");
+    let t = TempDir::new();
     let mut cli = Store::open_with(&t.db(), &OpenOptions::default()).unwrap();
     cli.add_user("alice", "pw", false, true).unwrap();
     cli.add_user("bob", "pw", true, false).unwrap();
@@ -488,7 +476,7 @@ fn a_database_deleted_while_running_is_recreated_with_its_users() {
 
 #[test]
 fn current_usage_is_loaded_for_the_ledger() {
-    let t = TempDir::new("load");
+    let t = TempDir::new();
     let store = Store::open(&t.db()).unwrap();
     let cfg = QuotaConfig { utc: true, ..QuotaConfig::default() };
     let w = Writer::start(store, &cfg, fast_writer()).unwrap();
@@ -507,11 +495,11 @@ fn current_usage_is_loaded_for_the_ledger() {
 #[test]
 fn a_read_only_database_at_start_serves_from_memory_until_writable() {
     capture_log();
-    let t = TempDir::new("degraded");
-    if !is_root() || !mount_tmpfs(&t.0, "size=4m") {
+    let t = TempDir::new();
+    let Some(_mounted) = mount_tmpfs(&t.0, "size=4m") else {
         eprintln!("skipped: needs root to mount a tmpfs");
         return;
-    }
+    };
     {
         let mut s = Store::open(&t.db()).unwrap();
         s.add_user("alice", "pw", false, true).unwrap();
@@ -540,7 +528,7 @@ fn a_read_only_database_at_start_serves_from_memory_until_writable() {
 
 #[test]
 fn startup_loads_everything_the_daemon_needs() {
-    let t = TempDir::new("startup");
+    let t = TempDir::new();
     {
         let mut s = Store::open(&t.db()).unwrap();
         s.add_user("alice", "pw", false, true).unwrap();

@@ -26,10 +26,18 @@ impl TempDir {
     pub fn path(&self, name: &str) -> String {
         self.0.join(name).to_string_lossy().into_owned()
     }
+
+    /// The database file a test puts here.
+    pub fn db(&self) -> std::path::PathBuf {
+        self.0.join("btestd.db")
+    }
 }
 
 impl Drop for TempDir {
     fn drop(&mut self) {
+        // A test may have made it read-only.
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&self.0, std::fs::Permissions::from_mode(0o700));
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
