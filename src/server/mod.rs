@@ -327,6 +327,7 @@ pub struct Server {
 impl Server {
     /// Binds every listening address and installs signal handlers.
     pub fn bind(config: Config) -> Result<Server, ServerError> {
+        crate::sysrand::warm_up();
         let poll = Poll::new().map_err(ServerError::Poll)?;
         let mut listeners = Vec::new();
         for addr in &config.listen {
