@@ -91,11 +91,7 @@ pub fn validate_setting(key: &str, value: &str) -> std::result::Result<(), Strin
 impl Store {
     /// All settings as stored.
     pub fn settings(&self) -> Result<HashMap<String, String>> {
-        let mut stmt = self.conn().prepare("SELECT key, value FROM settings").map_err(|e| self.sql_err(e))?;
-        let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .map_err(|e| self.sql_err(e))?;
-        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.sql_err(e))
+        self.query_all("SELECT key, value FROM settings", [], |r| Ok((r.get(0)?, r.get(1)?)))
     }
 
     pub fn setting(&self, key: &str) -> Result<Option<String>> {
@@ -130,20 +126,13 @@ impl Store {
 
     /// Every stored limit; rows this version cannot read are skipped with a warning.
     pub fn list_limits(&self) -> Result<Vec<LimitRow>> {
-        let mut stmt = self
-            .conn()
-            .prepare("SELECT scope, subject, period, dir, bytes FROM limits ORDER BY scope, subject, period, dir")
-            .map_err(|e| self.sql_err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?, {
-                    get_u64(r, 4)?
-                }))
-            })
-            .map_err(|e| self.sql_err(e))?;
+        let rows: Vec<(String, String, String, String, u64)> = self.query_all(
+            "SELECT scope, subject, period, dir, bytes FROM limits ORDER BY scope, subject, period, dir",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, get_u64(r, 4)?)),
+        )?;
         let mut out = Vec::new();
-        for row in rows {
-            let (scope, subject, period, dir, bytes) = row.map_err(|e| self.sql_err(e))?;
+        for (scope, subject, period, dir, bytes) in rows {
             match (LimitScope::from_columns(&scope, &subject), period.parse::<Period>(), dir.parse::<Dir>()) {
                 (Some(scope), Ok(period), Ok(dir)) => out.push(LimitRow { scope, period, dir, bytes }),
                 _ => log::warn!(

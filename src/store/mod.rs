@@ -204,6 +204,18 @@ impl Store {
         StoreError::from_sql(&self.path, e)
     }
 
+    /// Every row of a query, each turned into a `T` by `row`; any error names this database.
+    pub(crate) fn query_all<T, C: FromIterator<T>>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        row: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    ) -> Result<C> {
+        let mut stmt = self.conn.prepare(sql).map_err(|e| self.sql_err(e))?;
+        let rows = stmt.query_map(params, row).map_err(|e| self.sql_err(e))?;
+        rows.collect::<rusqlite::Result<C>>().map_err(|e| self.sql_err(e))
+    }
+
     /// The schema version in the file.
     pub fn schema_version(&self) -> Result<i64> {
         self.conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| self.sql_err(e))

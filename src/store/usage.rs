@@ -319,17 +319,13 @@ impl Store {
     /// The most recent session records, newest first.
     pub fn recent_sessions(&self, user: Option<&str>, ip: Option<IpAddr>, limit: u32) -> Result<Vec<SessionInfo>> {
         let ip = ip.map(|i| i.to_canonical().to_string());
-        let mut stmt = self
-            .conn()
-            .prepare(
-                "SELECT id, user, peer_ip, proto, direction, started, ended, rx_bytes, tx_bytes, lost_packets,
+        self.query_all(
+            "SELECT id, user, peer_ip, proto, direction, started, ended, rx_bytes, tx_bytes, lost_packets,
                         end_reason, merged
                  FROM sessions WHERE (?1 IS NULL OR user = ?1) AND (?2 IS NULL OR peer_ip = ?2)
                  ORDER BY ended DESC, id DESC LIMIT ?3",
-            )
-            .map_err(|e| self.sql_err(e))?;
-        let rows = stmt
-            .query_map(params![user, ip, limit], |r| {
+            params![user, ip, limit],
+            |r| {
                 Ok(SessionInfo {
                     id: r.get(0)?,
                     user: r.get(1)?,
@@ -344,9 +340,8 @@ impl Store {
                     end_reason: r.get(10)?,
                     merged: get_u64(r, 11)?,
                 })
-            })
-            .map_err(|e| self.sql_err(e))?;
-        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.sql_err(e))
+            },
+        )
     }
 
     /// Deletes session records and daily usage older than `days` days, and

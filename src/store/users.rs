@@ -150,23 +150,16 @@ impl Store {
     /// Users for display, with their limits, by name.
     pub fn list_users(&self) -> Result<Vec<UserInfo>> {
         let quota = self.load_quota_config()?;
-        let mut stmt = self
-            .conn()
-            .prepare("SELECT name, enabled, md5_secret IS NOT NULL, created FROM users ORDER BY name")
-            .map_err(|e| self.sql_err(e))?;
-        let rows = stmt
-            .query_map([], |r| {
-                let name: String = r.get(0)?;
-                Ok(UserInfo {
-                    limits: quota.user_limits(&name),
-                    name,
-                    enabled: r.get(1)?,
-                    md5: r.get(2)?,
-                    created: r.get(3)?,
-                })
+        self.query_all("SELECT name, enabled, md5_secret IS NOT NULL, created FROM users ORDER BY name", [], |r| {
+            let name: String = r.get(0)?;
+            Ok(UserInfo {
+                limits: quota.user_limits(&name),
+                name,
+                enabled: r.get(1)?,
+                md5: r.get(2)?,
+                created: r.get(3)?,
             })
-            .map_err(|e| self.sql_err(e))?;
-        rows.collect::<rusqlite::Result<_>>().map_err(|e| self.sql_err(e))
+        })
     }
 
     /// Every user with its secrets; malformed rows are skipped with a warning
