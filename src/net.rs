@@ -120,19 +120,10 @@ pub fn raise_fd_limit() -> io::Result<u64> {
     Ok(lim.rlim_cur as u64)
 }
 
-/// Why datagrams with `payload` bytes cannot be sent here, if they cannot.
-/// FreeBSD caps datagrams at `net.inet.udp.maxdgram` (9216 by default).
-pub fn udp_payload_refusal(payload: usize) -> Option<String> {
-    let max = max_udp_payload();
-    (payload > max).then(|| {
-        format!(
-            "UDP datagrams of {payload} bytes exceed this system's limit of {max}; use a smaller remote-udp-tx-size (or raise net.inet.udp.maxdgram)"
-        )
-    })
-}
-
+/// Largest UDP payload this system sends. FreeBSD caps datagrams at
+/// `net.inet.udp.maxdgram` (9216 by default).
 #[cfg(target_os = "freebsd")]
-fn max_udp_payload() -> usize {
+pub fn max_udp_payload() -> usize {
     let mut v: libc::c_int = 0;
     let mut len = mem::size_of::<libc::c_int>();
     // SAFETY: the name is NUL-terminated and v/len describe a writable int.
@@ -148,8 +139,9 @@ fn max_udp_payload() -> usize {
     if r == 0 && v > 0 { v as usize } else { 9216 }
 }
 
+/// Largest UDP payload this system sends.
 #[cfg(not(target_os = "freebsd"))]
-fn max_udp_payload() -> usize {
+pub fn max_udp_payload() -> usize {
     65507
 }
 

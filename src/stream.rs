@@ -125,7 +125,7 @@ pub struct Stream {
     /// Test bytes written (payload and statuses).
     pub tx_bytes: u64,
     /// Bytes read since the last status this side sent.
-    pub rx_interval: u64,
+    rx_interval: u64,
 }
 
 impl Stream {
@@ -161,6 +161,16 @@ impl Stream {
             Some((_, off)) if off > 0 => {}
             _ => self.status = Some((status.emit(), 0)),
         }
+    }
+
+    /// Drops the socket's registration, first trying once to send queued
+    /// control bytes (such as a failure reply).
+    pub fn close(&mut self, registry: &mio::Registry) {
+        if !self.out.is_empty() {
+            self.write_blocked = false;
+            let _ = self.write(None, 0, 1);
+        }
+        let _ = registry.deregister(&mut self.sock);
     }
 
     /// True while control bytes or a status message wait to be written.
@@ -208,6 +218,11 @@ impl Stream {
         self.account_rx(res.bytes);
         res.more = true;
         Ok(res)
+    }
+
+    /// Bytes read since the last call: what this side's next status reports.
+    pub fn take_rx_interval(&mut self) -> u64 {
+        std::mem::take(&mut self.rx_interval)
     }
 
     fn account_rx(&mut self, n: u64) {

@@ -348,7 +348,7 @@ fn udp_data_phase(
         if now >= next_report || now >= end {
             second += 1;
             let local_cpu = cpu.sample();
-            let bytes = u32::try_from(std::mem::take(&mut flow.rx_interval)).unwrap_or(u32::MAX);
+            let bytes = u32::try_from(flow.take_rx_interval()).unwrap_or(u32::MAX);
             st.queue_status(&crate::proto::Status { cpu: local_cpu, seq: status_seq, bytes });
             status_seq = status_seq.wrapping_add(1);
             let cur = Interval {

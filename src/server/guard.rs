@@ -82,7 +82,9 @@ pub struct FailOutcome {
 pub struct Guard {
     cfg: GuardConfig,
     failures: HashMap<IpAddr, Failures>,
+    /// Connections in the handshake, per address and in all.
     handshakes: HashMap<IpAddr, usize>,
+    pending: usize,
 }
 
 /// Bans and handshake counts apply to whole /64s: one IPv6 host has them all.
@@ -93,7 +95,7 @@ fn key(ip: IpAddr) -> IpAddr {
 
 impl Guard {
     pub fn new(cfg: GuardConfig) -> Guard {
-        Guard { cfg, failures: HashMap::new(), handshakes: HashMap::new() }
+        Guard { cfg, failures: HashMap::new(), handshakes: HashMap::new(), pending: 0 }
     }
 
     /// Whether `ip` may open a connection now.
@@ -119,12 +121,14 @@ impl Guard {
 
     pub fn handshake_started(&mut self, ip: IpAddr) {
         *self.handshakes.entry(key(ip)).or_insert(0) += 1;
+        self.pending += 1;
     }
 
     pub fn handshake_ended(&mut self, ip: IpAddr) {
         let k = key(ip);
         if let Some(n) = self.handshakes.get_mut(&k) {
             *n -= 1;
+            self.pending -= 1;
             if *n == 0 {
                 self.handshakes.remove(&k);
             }
@@ -163,6 +167,11 @@ impl Guard {
         if self.failures.get(&k).is_some_and(|f| f.banned_until.is_none()) {
             self.failures.remove(&k);
         }
+    }
+
+    /// Connections in the handshake, all addresses together.
+    pub fn handshakes(&self) -> usize {
+        self.pending
     }
 
     pub fn tracked(&self) -> usize {
@@ -263,7 +272,11 @@ mod tests {
         g.handshake_started(a);
         g.handshake_started(a);
         assert_eq!(g.check(a, now), Err(Refusal::TooManyHandshakes(2)));
+        assert_eq!(g.handshakes(), 2);
         g.handshake_ended(a);
         assert_eq!(g.check(a, now), Ok(()));
+        g.handshake_ended(a);
+        g.handshake_ended(a);
+        assert_eq!(g.handshakes(), 0, "an unmatched end does not underflow");
     }
 }

@@ -1,10 +1,23 @@
-//! One bandwidth test: its command, its connections, its clocks.
+//! One bandwidth test: its command, its connections and transport, its
+//! clocks. The session owns its sockets; the loop hands it readiness and
+//! timer events ([`io`]) and ends it when a handler returns an [`EndReason`].
+
+mod io;
+
+pub use io::{Buffers, IO_BUDGET, Io, Ready, Timed};
 
 use crate::pacer::TokenBucket;
-use crate::proto::Command;
+use crate::proto::{Command, Protocol, Status};
+use crate::store::SessionRecord;
+use crate::stream::Stream;
+use crate::udp::UdpFlow;
 use std::fmt;
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
+
+/// How long the other connections of a test may still deliver data after
+/// the peer closed one of them.
+const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
 /// Lifecycle of a session; changed only through [`Session::set_phase`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -12,17 +25,18 @@ pub enum Phase {
     /// Multi-connection TCP: waiting for secondaries until the deadline.
     Joining { until: Instant },
     /// Data flows; statuses go out every second.
-    Running,
+    Running { since: Instant },
     /// The peer closed a connection: reading what is still in flight on
     /// the others, so usage counts every byte, until all close or `until`.
-    Draining { until: Instant },
+    /// `since` is when the test had started running, if it had.
+    Draining { until: Instant, since: Option<Instant> },
 }
 
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Phase::Joining { .. } => f.write_str("joining"),
-            Phase::Running => f.write_str("running"),
+            Phase::Running { .. } => f.write_str("running"),
             Phase::Draining { .. } => f.write_str("draining"),
         }
     }
@@ -68,55 +82,80 @@ impl fmt::Display for EndReason {
     }
 }
 
+/// How the test's payload travels.
+pub enum Transport {
+    /// TCP: the server's sends on all connections are paced by one bucket.
+    Tcp { pacer: TokenBucket },
+    /// UDP: datagrams on a pool port; the TCP connection carries statuses only.
+    Udp { flow: Box<UdpFlow>, port: u16 },
+}
+
+/// A TCP connection of the test (the primary first, then secondaries).
+struct DataConn {
+    /// Slab key of the connection: its mio token and its `Ready` entries.
+    key: usize,
+    stream: Stream,
+    /// The peer closed its side (EOF or reset).
+    eof: bool,
+    /// Already queued for another pass without a new readiness event.
+    queued_read: bool,
+    queued_write: bool,
+}
+
 pub struct Session {
     /// Monotonic id for log lines (slab keys are reused).
-    pub id: u64,
+    id: u64,
     /// The primary connection's peer; secondaries must share its IP.
-    pub peer: SocketAddr,
-    pub user: Option<String>,
-    pub cmd: Command,
+    peer: SocketAddr,
+    user: Option<String>,
+    cmd: Command,
     phase: Phase,
-    /// Connection keys in join order; the primary is first.
-    pub conns: Vec<usize>,
+    conns: Vec<DataConn>,
     /// Token secondaries present while joining.
-    pub token: Option<u16>,
-    /// Paces the server's transmissions (shared by all connections).
-    pub pacer: TokenBucket,
-    pub created: Instant,
-    /// Wall-clock start, for the usage record.
-    pub started_wall: std::time::SystemTime,
-    /// Bytes (received, transmitted) already charged to budgets and usage.
-    pub charged: (u64, u64),
-    /// When the data phase began.
-    pub running_since: Option<Instant>,
-    pub next_status: Instant,
-    /// Sequence number of the next status message (starts at 1).
-    pub status_seq: u32,
-    /// Last time any byte of test data moved either way.
-    pub last_activity: Instant,
-    /// The pacer asked to be woken at this time.
-    pub pace_wake: Option<Instant>,
+    token: Option<u16>,
+    transport: Transport,
     /// Caps how fast this test's connections are read (operator limit).
-    pub rx_pacer: TokenBucket,
+    rx_pacer: TokenBucket,
+    /// Wall-clock start, for the usage record.
+    started_wall: SystemTime,
+    /// Bytes (received, transmitted) already charged to budgets and usage.
+    charged: (u64, u64),
+    next_status: Instant,
+    /// Sequence number of the next status message (starts at 1).
+    status_seq: u32,
+    /// Last time any byte of test data moved either way.
+    last_activity: Instant,
+    /// The pacer asked to be woken at this time.
+    pace_wake: Option<Instant>,
     /// Reading paused for the cap; resume at this time.
-    pub rx_wake: Option<Instant>,
+    rx_wake: Option<Instant>,
     /// Live timer deadline (see `timers::Timers::schedule`).
-    pub armed: Option<Instant>,
-    /// The datagram flow of a UDP test, and the pool port it holds.
-    pub udp: Option<crate::udp::UdpFlow>,
-    pub udp_port: Option<u16>,
+    armed: Option<Instant>,
     /// Peer statuses already applied to the UDP pacer.
-    pub peer_statuses: u32,
+    peer_statuses: u32,
+}
+
+/// What a closed session leaves for the loop to clean up.
+pub struct Closed {
+    /// Slab keys of its connections.
+    pub conn_keys: Vec<usize>,
+    /// The UDP pool port it held.
+    pub udp_port: Option<u16>,
+    pub record: SessionRecord,
 }
 
 impl Session {
+    /// A session that waits for its connections until `now + join_timeout`;
+    /// `rx_cap` is the operator's cap on reading it (bits/s, 0 = none).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         id: u64,
         peer: SocketAddr,
         user: Option<String>,
         cmd: Command,
-        phase: Phase,
-        pacer: TokenBucket,
+        transport: Transport,
+        rx_cap: u64,
+        join_timeout: Duration,
         now: Instant,
     ) -> Session {
         Session {
@@ -124,43 +163,119 @@ impl Session {
             peer,
             user,
             cmd,
-            phase,
+            phase: Phase::Joining { until: now + join_timeout },
             conns: Vec::with_capacity(cmd.connections()),
             token: None,
-            pacer,
-            created: now,
-            started_wall: std::time::SystemTime::now(),
+            transport,
+            rx_pacer: TokenBucket::new(rx_cap, TokenBucket::tcp_burst(rx_cap), now),
+            started_wall: SystemTime::now(),
             charged: (0, 0),
-            running_since: None,
             next_status: now + Duration::from_secs(1),
             status_seq: 1,
             last_activity: now,
             pace_wake: None,
-            rx_pacer: TokenBucket::new(0, 1, now),
             rx_wake: None,
             armed: None,
-            udp: None,
-            udp_port: None,
             peer_statuses: 0,
         }
+    }
+
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    pub fn cmd(&self) -> &Command {
+        &self.cmd
     }
 
     pub fn phase(&self) -> Phase {
         self.phase
     }
 
+    pub fn token(&self) -> Option<u16> {
+        self.token
+    }
+
+    pub fn set_token(&mut self, token: u16) {
+        self.token = Some(token);
+    }
+
+    pub fn udp_port(&self) -> Option<u16> {
+        match self.transport {
+            Transport::Udp { port, .. } => Some(port),
+            Transport::Tcp { .. } => None,
+        }
+    }
+
+    /// The UDP socket, for registering it with the poll.
+    pub fn udp_socket(&mut self) -> Option<&mut mio::net::UdpSocket> {
+        match &mut self.transport {
+            Transport::Udp { flow, .. } => Some(&mut flow.sock),
+            Transport::Tcp { .. } => None,
+        }
+    }
+
+    /// A writable event on the UDP socket.
+    pub fn udp_writable(&mut self) {
+        if let Transport::Udp { flow, .. } = &mut self.transport {
+            flow.write_blocked = false;
+        }
+    }
+
+    /// A writable event on connection `index`.
+    pub fn conn_writable(&mut self, index: usize) {
+        if let Some(c) = self.conns.get_mut(index) {
+            c.stream.write_blocked = false;
+        }
+    }
+
+    /// The live timer record the loop's [`super::timers::Timers`] keeps.
+    pub fn armed(&mut self) -> &mut Option<Instant> {
+        &mut self.armed
+    }
+
+    /// The one place the phase changes.
     pub fn set_phase(&mut self, phase: Phase, now: Instant) {
         log::debug!("session {}: {} -> {}", self.id, self.phase, phase);
-        if phase == Phase::Running {
-            self.running_since = Some(now);
+        if let Phase::Running { .. } = phase {
             self.next_status = now + Duration::from_secs(1);
             self.last_activity = now;
         }
         self.phase = phase;
     }
 
+    /// Starts the data phase, with whatever connections have joined.
+    pub fn start(&mut self, now: Instant) {
+        if !self.is_complete() {
+            log::info!(
+                "session {}: starting with {} of {} connections (join timeout)",
+                self.id,
+                self.conns.len(),
+                self.cmd.connections()
+            );
+        }
+        self.set_phase(Phase::Running { since: now }, now);
+    }
+
     pub fn is_running(&self) -> bool {
-        self.phase == Phase::Running
+        matches!(self.phase, Phase::Running { .. })
+    }
+
+    /// When the data phase began, if it did (also while draining).
+    pub fn since(&self) -> Option<Instant> {
+        match self.phase {
+            Phase::Running { since } => Some(since),
+            Phase::Draining { since, .. } => since,
+            Phase::Joining { .. } => None,
+        }
     }
 
     /// Whether every connection the command asked for has joined.
@@ -168,14 +283,40 @@ impl Session {
         self.conns.len() >= self.cmd.connections()
     }
 
+    /// Adds a TCP connection of the test; returns its index.
+    pub fn attach(&mut self, key: usize, mut stream: Stream) -> usize {
+        let tx_size = tcp_block(self.cmd.tx_size);
+        stream.set_payload(tx_size, self.cmd.random, tx_size);
+        self.conns.push(DataConn { key, stream, eof: false, queued_read: false, queued_write: false });
+        self.conns.len() - 1
+    }
+
+    /// Queues control bytes (the OK reply, the UDP port) on the primary.
+    pub fn reply(&mut self, bytes: &[u8]) {
+        if let Some(c) = self.conns.first_mut() {
+            c.stream.out.push(bytes);
+        }
+    }
+
+    /// Queues control bytes on the last connection that joined.
+    pub fn reply_last(&mut self, bytes: &[u8]) {
+        if let Some(c) = self.conns.last_mut() {
+            c.stream.out.push(bytes);
+        }
+    }
+
+    pub fn conn_count(&self) -> usize {
+        self.conns.len()
+    }
+
     /// The earliest of this session's clocks.
     pub fn next_deadline(&self, idle: Duration, max_duration: Option<Duration>) -> Instant {
         let mut t = self.last_activity + idle;
         match self.phase {
-            Phase::Joining { until } | Phase::Draining { until } => t = t.min(until),
-            Phase::Running => t = t.min(self.next_status),
+            Phase::Joining { until } | Phase::Draining { until, .. } => t = t.min(until),
+            Phase::Running { .. } => t = t.min(self.next_status),
         }
-        if let (Some(start), Some(max)) = (self.running_since, max_duration) {
+        if let (Some(start), Some(max)) = (self.since(), max_duration) {
             t = t.min(start + max);
         }
         for w in [self.pace_wake, self.rx_wake].into_iter().flatten() {
@@ -185,13 +326,147 @@ impl Session {
     }
 
     /// Next status time: one second on, or one second from now after a stall.
-    pub fn advance_status_clock(&mut self, now: Instant) {
+    fn advance_status_clock(&mut self, now: Instant) {
         self.status_seq = self.status_seq.wrapping_add(1);
         self.next_status += Duration::from_secs(1);
         if self.next_status <= now {
             self.next_status = now + Duration::from_secs(1);
         }
     }
+
+    /// Queues this second's status on every connection. `cap` is the
+    /// operator's per-test cap in bytes/s (0 = none).
+    fn queue_statuses(&mut self, cpu: Option<u8>, cap: u64, now: Instant) {
+        let st = Status { cpu, seq: self.status_seq, bytes: 0 };
+        // UDP: the datagram bytes received, on the control connection.
+        // A UDP sender cannot be slowed by not reading, but it adapts to
+        // what we report: report no more than the per-test cap allows.
+        let udp_bytes = match &mut self.transport {
+            Transport::Udp { flow, .. } => Some(flow.take_rx_interval()).map(|b| if cap > 0 { b.min(cap) } else { b }),
+            Transport::Tcp { .. } => None,
+        };
+        for c in &mut self.conns {
+            let tcp_bytes = c.stream.take_rx_interval();
+            let interval = udp_bytes.unwrap_or(tcp_bytes);
+            c.stream.queue_status(&Status { bytes: u32::try_from(interval).unwrap_or(u32::MAX), ..st });
+        }
+        self.advance_status_clock(now);
+    }
+
+    /// Applies the operator's caps on what this test sends and reads (bits/s).
+    pub fn set_caps(&mut self, tx: u64, rx: u64, now: Instant) {
+        match &mut self.transport {
+            Transport::Udp { flow, .. } => flow.set_cap(tx, now),
+            Transport::Tcp { pacer } if pacer.rate_bps() != tx => pacer.set_rate(tx, TokenBucket::tcp_burst(tx), now),
+            Transport::Tcp { .. } => {}
+        }
+        if self.rx_pacer.rate_bps() != rx {
+            self.rx_pacer.set_rate(rx, TokenBucket::tcp_burst(rx), now);
+        }
+    }
+
+    /// Bytes the test moved so far: (received, transmitted).
+    pub fn bytes(&self) -> (u64, u64) {
+        if let Transport::Udp { flow, .. } = &self.transport {
+            return (flow.rx_bytes, flow.tx_bytes);
+        }
+        self.conns.iter().fold((0, 0), |(r, t), c| (r + c.stream.rx_bytes, t + c.stream.tx_bytes))
+    }
+
+    /// Bytes (received, transmitted) moved since the last call: what is
+    /// still to be charged to budgets and usage.
+    pub fn take_uncharged(&mut self) -> (u64, u64) {
+        let (rx, tx) = self.bytes();
+        let delta = (rx.saturating_sub(self.charged.0), tx.saturating_sub(self.charged.1));
+        self.charged = (rx, tx);
+        delta
+    }
+
+    /// One connection was closed by the peer: the session ends once all
+    /// are closed, or after a short grace for data in flight.
+    fn peer_closed(&mut self, now: Instant) -> Result<(), EndReason> {
+        if self.conns.iter().all(|c| c.eof) {
+            return Err(EndReason::PeerClosed);
+        }
+        if !matches!(self.phase, Phase::Draining { .. }) {
+            let since = self.since();
+            self.set_phase(Phase::Draining { until: now + DRAIN_GRACE, since }, now);
+        }
+        Ok(())
+    }
+
+    /// Closes every socket of the session and logs its end; returns what
+    /// the loop must release and record.
+    pub fn close(self, reason: &EndReason, registry: &mio::Registry) -> Closed {
+        let (rx, tx) = self.bytes();
+        let (mut statuses, mut peer_cpu) = (0, None);
+        for c in &self.conns {
+            statuses += c.stream.peer.count;
+            if let Some(st) = c.stream.peer.last {
+                peer_cpu = st.cpu.or(peer_cpu);
+            }
+        }
+        let mut conn_keys = Vec::with_capacity(self.conns.len());
+        let conn_count = self.conns.len();
+        for mut c in self.conns {
+            c.stream.close(registry);
+            conn_keys.push(c.key);
+        }
+        let (mut lost, mut udp_port) = (0, None);
+        if let Transport::Udp { mut flow, port } = self.transport {
+            lost = flow.loss().0;
+            if flow.foreign > 0 {
+                log::info!("session {}: ignored {} datagrams from other addresses", self.id, flow.foreign);
+            }
+            let _ = registry.deregister(&mut flow.sock);
+            udp_port = Some(port);
+        }
+        let secs = match self.phase {
+            Phase::Running { since } | Phase::Draining { since: Some(since), .. } => since.elapsed().as_secs_f64(),
+            _ => 0.0,
+        };
+        let mbps = |b: u64| if secs > 0.0 { b as f64 * 8.0 / secs / 1e6 } else { 0.0 };
+        log::info!(
+            "session {} ended: peer={} user={} proto={} dir={} conns={} secs={:.2} rx_bytes={} tx_bytes={} rx_mbps={:.2} tx_mbps={:.2} lost={} peer_statuses={} peer_cpu={} reason={}",
+            self.id,
+            self.peer,
+            self.user.as_deref().unwrap_or("-"),
+            self.cmd.proto,
+            self.cmd.direction,
+            conn_count,
+            secs,
+            rx,
+            tx,
+            mbps(rx),
+            mbps(tx),
+            lost,
+            statuses,
+            peer_cpu.map_or("-".to_string(), |c| c.to_string()),
+            reason
+        );
+        let record = SessionRecord {
+            user: self.user,
+            peer_ip: self.peer.ip(),
+            proto: self.cmd.proto,
+            direction: self.cmd.direction,
+            started: self.started_wall,
+            ended: SystemTime::now(),
+            rx_bytes: rx,
+            tx_bytes: tx,
+            lost_packets: lost,
+            end_reason: reason.to_string(),
+        };
+        Closed { conn_keys, udp_port, record }
+    }
+
+    fn transmits_tcp(&self) -> bool {
+        self.is_running() && self.cmd.proto == Protocol::Tcp && self.cmd.direction.server_transmits()
+    }
+}
+
+/// TCP write block size: RouterOS sends 32768; 0 would mean nothing.
+fn tcp_block(tx_size: u16) -> u16 {
+    if tx_size == 0 { 32768 } else { tx_size }
 }
 
 #[cfg(test)]
@@ -212,21 +487,27 @@ mod tests {
         }
     }
 
+    fn session(conns: u8, join: Duration, t0: Instant) -> Session {
+        let tcp = Transport::Tcp { pacer: TokenBucket::new(0, 1, t0) };
+        Session::new(1, "127.0.0.1:1".parse().unwrap(), None, cmd(conns), tcp, 0, join, t0)
+    }
+
+    /// A connected loopback pair: the server's end and the client's.
+    fn pair() -> (Stream, std::net::TcpStream) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (server, _) = l.accept().unwrap();
+        server.set_nonblocking(true).unwrap();
+        (Stream::new(mio::net::TcpStream::from_std(server), 1, false, 1), client)
+    }
+
     #[test]
     fn deadline_is_earliest_clock() {
         let t0 = Instant::now();
         let until = t0 + Duration::from_millis(300);
-        let mut s = Session::new(
-            1,
-            "127.0.0.1:1".parse().unwrap(),
-            None,
-            cmd(4),
-            Phase::Joining { until },
-            TokenBucket::new(0, 1, t0),
-            t0,
-        );
+        let mut s = session(4, Duration::from_millis(300), t0);
         assert_eq!(s.next_deadline(Duration::from_secs(10), None), until);
-        s.set_phase(Phase::Running, t0);
+        s.set_phase(Phase::Running { since: t0 }, t0);
         assert_eq!(s.next_deadline(Duration::from_secs(10), None), t0 + Duration::from_secs(1));
         assert_eq!(s.next_deadline(Duration::from_millis(500), None), t0 + Duration::from_millis(500));
         assert_eq!(
@@ -240,16 +521,8 @@ mod tests {
     #[test]
     fn status_clock_catches_up_after_stall() {
         let t0 = Instant::now();
-        let mut s = Session::new(
-            1,
-            "127.0.0.1:1".parse().unwrap(),
-            None,
-            cmd(0),
-            Phase::Running,
-            TokenBucket::new(0, 1, t0),
-            t0,
-        );
-        s.set_phase(Phase::Running, t0);
+        let mut s = session(0, Duration::ZERO, t0);
+        s.set_phase(Phase::Running { since: t0 }, t0);
         s.advance_status_clock(t0 + Duration::from_secs(1));
         assert_eq!(s.next_status, t0 + Duration::from_secs(2));
         assert_eq!(s.status_seq, 2);
@@ -257,7 +530,64 @@ mod tests {
         s.advance_status_clock(late);
         assert_eq!(s.next_status, late + Duration::from_secs(1));
         assert!(!s.is_complete(), "no connection has joined yet");
-        s.conns.push(7);
+        let (stream, _client) = pair();
+        s.attach(7, stream);
         assert!(s.is_complete());
+    }
+
+    #[test]
+    fn a_closed_connection_drains_the_others_then_ends() {
+        let t0 = Instant::now();
+        let mut s = session(2, Duration::from_secs(5), t0);
+        let (a, _ca) = pair();
+        let (b, _cb) = pair();
+        s.attach(1, a);
+        s.attach(2, b);
+        s.start(t0);
+        s.conns[0].eof = true;
+        assert_eq!(s.peer_closed(t0), Ok(()));
+        assert_eq!(s.phase(), Phase::Draining { until: t0 + DRAIN_GRACE, since: Some(t0) });
+        assert_eq!(s.since(), Some(t0), "draining keeps the start for rates and max-duration");
+        assert_eq!(s.next_deadline(Duration::from_secs(10), None), t0 + DRAIN_GRACE);
+        s.conns[1].eof = true;
+        assert_eq!(s.peer_closed(t0), Err(EndReason::PeerClosed));
+    }
+
+    #[test]
+    fn uncharged_bytes_are_handed_out_once() {
+        let t0 = Instant::now();
+        let mut s = session(0, Duration::ZERO, t0);
+        let (stream, _client) = pair();
+        s.attach(1, stream);
+        s.conns[0].stream.rx_bytes = 1000;
+        s.conns[0].stream.tx_bytes = 10;
+        assert_eq!(s.take_uncharged(), (1000, 10));
+        assert_eq!(s.take_uncharged(), (0, 0));
+        s.conns[0].stream.rx_bytes = 1500;
+        assert_eq!(s.take_uncharged(), (500, 0));
+        assert_eq!(s.bytes(), (1500, 10));
+    }
+
+    #[test]
+    fn statuses_report_each_connections_bytes_since_the_last() {
+        let t0 = Instant::now();
+        let mut s = session(0, Duration::ZERO, t0);
+        let (stream, _client) = pair();
+        s.attach(1, stream);
+        s.start(t0);
+        s.conns[0].stream.rx_bytes = 0;
+        s.queue_statuses(Some(7), 0, t0 + Duration::from_secs(1));
+        assert_eq!(s.status_seq, 2);
+        assert!(s.conns[0].stream.has_pending());
+    }
+
+    #[test]
+    fn caps_change_the_pacers() {
+        let t0 = Instant::now();
+        let mut s = session(0, Duration::ZERO, t0);
+        s.set_caps(8_000_000, 16_000_000, t0);
+        let Transport::Tcp { pacer } = &s.transport else { unreachable!() };
+        assert_eq!(pacer.rate_bps(), 8_000_000);
+        assert_eq!(s.rx_pacer.rate_bps(), 16_000_000);
     }
 }

@@ -58,6 +58,10 @@ impl<T> Slab<T> {
     pub fn iter(&self) -> impl Iterator<Item = (usize, &T)> {
         self.entries.iter().enumerate().filter_map(|(k, e)| e.as_ref().map(|v| (k, v)))
     }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut T)> {
+        self.entries.iter_mut().enumerate().filter_map(|(k, e)| e.as_mut().map(|v| (k, v)))
+    }
 }
 
 impl<T> Default for Slab<T> {

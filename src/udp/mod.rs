@@ -62,7 +62,7 @@ pub struct UdpFlow {
     pub tx_bytes: u64,
     pub rx_bytes: u64,
     /// Received since the last status this side sent.
-    pub rx_interval: u64,
+    rx_interval: u64,
     loss: loss::PerSource,
     /// Datagrams from other addresses, ignored.
     pub foreign: u64,
@@ -118,6 +118,11 @@ impl UdpFlow {
 
     pub fn rate_bps(&self) -> u64 {
         self.pacer.rate_bps()
+    }
+
+    /// Bytes received since the last call: what this side's next status reports.
+    pub fn take_rx_interval(&mut self) -> u64 {
+        std::mem::take(&mut self.rx_interval)
     }
 
     /// (lost, received) datagram counts.

@@ -1,0 +1,255 @@
+//! Whether a connection may start a handshake and whether a test may start:
+//! pure checks over the operator's limits, the current load, the command and
+//! the peer. Every refusal the server makes is a [`Refusal`].
+
+use super::config::Limits;
+use super::guard::{self, Guard};
+use super::ports::PoolError;
+use crate::proto::{Command, Protocol};
+use crate::quota::{Exceeded, format_amount};
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+/// Why a connection or a test is turned away, worded for the operator:
+/// each names the flag that would let it through.
+#[derive(Debug)]
+pub enum Refusal {
+    /// Connections in the handshake, all clients together, are at the cap.
+    Handshakes {
+        pending: usize,
+    },
+    /// The address may not connect now (deny/allow lists, bans, its own handshakes).
+    Guard(guard::Refusal),
+    ServerFull {
+        running: usize,
+    },
+    Memory {
+        used: u64,
+        limit: u64,
+    },
+    PerAddress {
+        running: usize,
+    },
+    Connections {
+        asked: usize,
+        limit: u8,
+    },
+    UdpPayload {
+        payload: usize,
+        max: usize,
+    },
+    /// A byte budget of the user or the address is used up.
+    Budget(Exceeded),
+    UdpPort(PoolError),
+    /// The UDP socket of the test could not be set up.
+    UdpSocket(io::Error),
+}
+
+impl Refusal {
+    /// Refusals at the door close the connection before HELLO; the others
+    /// answer the command with a failure.
+    pub fn at_door(&self) -> bool {
+        matches!(self, Refusal::Handshakes { .. } | Refusal::Guard(_))
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Refusal::Handshakes { pending } => {
+                write!(f, "{pending} connections already in handshake (--max-handshakes)")
+            }
+            Refusal::Guard(r) => write!(f, "{r}"),
+            Refusal::ServerFull { running } => write!(f, "server is full: {running} tests running (--max-sessions)"),
+            Refusal::Memory { used, limit } => write!(
+                f,
+                "btestd holds {} of memory, more than --max-memory {}; running tests go on",
+                format_amount(*used),
+                format_amount(*limit)
+            ),
+            Refusal::PerAddress { running } => {
+                write!(f, "{running} tests already running from this address (--max-sessions-per-ip)")
+            }
+            Refusal::Connections { asked, limit } => {
+                write!(f, "asks for {asked} TCP connections, the limit is {limit} (--max-connections)")
+            }
+            Refusal::UdpPayload { payload, max } => write!(
+                f,
+                "UDP datagrams of {payload} bytes exceed this system's limit of {max}; use a smaller \
+                 remote-udp-tx-size (or raise net.inet.udp.maxdgram)"
+            ),
+            Refusal::Budget(e) => write!(f, "{e}"),
+            Refusal::UdpPort(e) => write!(f, "{e}"),
+            Refusal::UdpSocket(e) => write!(f, "cannot set up the test's UDP socket: {e}"),
+        }
+    }
+}
+
+/// What is running when a test asks to start.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Load {
+    pub sessions: usize,
+    /// Sessions of the asking client's address.
+    pub from_peer: usize,
+    /// btestd's own memory at the last sample.
+    pub memory: Option<u64>,
+}
+
+/// May `ip` start a handshake while `pending` connections are in theirs?
+pub fn door(limits: &Limits, pending: usize, guard: &Guard, ip: IpAddr, now: Instant) -> Result<(), Refusal> {
+    if pending >= limits.max_handshakes {
+        return Err(Refusal::Handshakes { pending });
+    }
+    guard.check(ip, now).map_err(Refusal::Guard)
+}
+
+/// May the test `cmd` from `peer` start? `max_udp_payload` is this system's
+/// datagram limit ([`crate::net::max_udp_payload`]).
+pub fn test(
+    limits: &Limits,
+    load: &Load,
+    cmd: &Command,
+    peer: SocketAddr,
+    max_udp_payload: usize,
+) -> Result<(), Refusal> {
+    if load.sessions >= limits.max_sessions {
+        return Err(Refusal::ServerFull { running: load.sessions });
+    }
+    if let Some(used) = load.memory.filter(|&m| limits.max_memory > 0 && m > limits.max_memory) {
+        return Err(Refusal::Memory { used, limit: limits.max_memory });
+    }
+    if load.from_peer >= limits.max_sessions_per_ip {
+        return Err(Refusal::PerAddress { running: load.from_peer });
+    }
+    if cmd.connections() > usize::from(limits.max_connections_per_test) {
+        return Err(Refusal::Connections { asked: cmd.connections(), limit: limits.max_connections_per_test });
+    }
+    if cmd.proto == Protocol::Udp && cmd.direction.server_transmits() {
+        let payload = crate::proto::udp::payload_len(cmd.tx_size, peer.is_ipv6());
+        if payload > max_udp_payload {
+            return Err(Refusal::UdpPayload { payload, max: max_udp_payload });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::Direction;
+
+    fn cmd(proto: Protocol, direction: Direction, conn_count: u8, tx_size: u16) -> Command {
+        Command {
+            proto,
+            direction,
+            random: false,
+            conn_count,
+            tx_size,
+            client_buf_size: 0,
+            remote_tx_speed: 0,
+            local_tx_speed: 0,
+        }
+    }
+
+    fn tcp() -> Command {
+        cmd(Protocol::Tcp, Direction::Both, 0, 32768)
+    }
+
+    const PEER: &str = "192.0.2.1:5000";
+    const MAX_UDP: usize = 65507;
+
+    fn check(limits: &Limits, load: Load, c: &Command) -> Result<(), Refusal> {
+        test(limits, &load, c, PEER.parse().unwrap(), MAX_UDP)
+    }
+
+    #[test]
+    fn an_idle_server_admits_a_test() {
+        assert!(check(&Limits::default(), Load::default(), &tcp()).is_ok());
+    }
+
+    #[test]
+    fn full_server() {
+        let l = Limits { max_sessions: 2, ..Limits::default() };
+        let r = check(&l, Load { sessions: 2, ..Load::default() }, &tcp()).unwrap_err();
+        assert!(matches!(r, Refusal::ServerFull { running: 2 }));
+        assert_eq!(r.to_string(), "server is full: 2 tests running (--max-sessions)");
+        assert!(check(&l, Load { sessions: 1, ..Load::default() }, &tcp()).is_ok());
+    }
+
+    #[test]
+    fn memory_budget() {
+        let l = Limits { max_memory: 1000, ..Limits::default() };
+        let r = check(&l, Load { memory: Some(1001), ..Load::default() }, &tcp()).unwrap_err();
+        assert!(matches!(r, Refusal::Memory { used: 1001, limit: 1000 }));
+        assert!(r.to_string().contains("more than --max-memory 1.0 kB; running tests go on"), "{r}");
+        assert!(check(&l, Load { memory: Some(1000), ..Load::default() }, &tcp()).is_ok());
+        let off = Limits { max_memory: 0, ..Limits::default() };
+        assert!(check(&off, Load { memory: Some(u64::MAX), ..Load::default() }, &tcp()).is_ok(), "0 = no budget");
+        assert!(check(&l, Load { memory: None, ..Load::default() }, &tcp()).is_ok(), "unknown memory admits");
+    }
+
+    #[test]
+    fn per_address_cap() {
+        let l = Limits { max_sessions_per_ip: 3, ..Limits::default() };
+        let r = check(&l, Load { sessions: 3, from_peer: 3, ..Load::default() }, &tcp()).unwrap_err();
+        assert!(matches!(r, Refusal::PerAddress { running: 3 }));
+        assert!(r.to_string().contains("tests already running from this address"));
+    }
+
+    #[test]
+    fn connection_count_cap() {
+        let l = Limits { max_connections_per_test: 4, ..Limits::default() };
+        let r = check(&l, Load::default(), &cmd(Protocol::Tcp, Direction::Both, 5, 32768)).unwrap_err();
+        assert!(matches!(r, Refusal::Connections { asked: 5, limit: 4 }));
+        assert!(r.to_string().contains("asks for 5 TCP connections, the limit is 4"));
+        assert!(check(&l, Load::default(), &cmd(Protocol::Tcp, Direction::Both, 4, 32768)).is_ok());
+    }
+
+    #[test]
+    fn udp_datagrams_above_the_system_limit() {
+        let l = Limits::default();
+        let big = cmd(Protocol::Udp, Direction::ServerToClient, 0, 9500);
+        let r = test(&l, &Load::default(), &big, PEER.parse().unwrap(), 9216).unwrap_err();
+        assert!(matches!(r, Refusal::UdpPayload { payload: 9472, max: 9216 }), "{r:?}");
+        // Only datagrams the server sends are its business.
+        let inbound = cmd(Protocol::Udp, Direction::ClientToServer, 0, 9500);
+        assert!(test(&l, &Load::default(), &inbound, PEER.parse().unwrap(), 9216).is_ok());
+    }
+
+    #[test]
+    fn first_failing_limit_is_reported() {
+        let l = Limits { max_sessions: 1, max_sessions_per_ip: 1, ..Limits::default() };
+        let r = check(&l, Load { sessions: 1, from_peer: 1, ..Load::default() }, &tcp()).unwrap_err();
+        assert!(matches!(r, Refusal::ServerFull { .. }), "the global cap comes first: {r:?}");
+    }
+
+    #[test]
+    fn door_refusals() {
+        let now = Instant::now();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let l = Limits { max_handshakes: 2, ..Limits::default() };
+        let open = Guard::new(guard::GuardConfig::default());
+        assert!(door(&l, 1, &open, ip, now).is_ok());
+        let r = door(&l, 2, &open, ip, now).unwrap_err();
+        assert!(matches!(r, Refusal::Handshakes { pending: 2 }) && r.at_door());
+        assert_eq!(r.to_string(), "2 connections already in handshake (--max-handshakes)");
+        let deny = Guard::new(guard::GuardConfig {
+            deny: vec!["192.0.2.0/24".parse().unwrap()],
+            ..guard::GuardConfig::default()
+        });
+        let r = door(&l, 0, &deny, ip, now).unwrap_err();
+        assert!(matches!(r, Refusal::Guard(guard::Refusal::Denied)) && r.at_door());
+        assert_eq!(r.to_string(), "address is in a --deny network");
+    }
+
+    #[test]
+    fn refusals_after_the_command_are_not_at_the_door() {
+        assert!(!Refusal::ServerFull { running: 1 }.at_door());
+        let e = PoolError::Exhausted { first: 1, last: 2 };
+        let r = Refusal::UdpPort(e);
+        assert!(!r.at_door());
+        assert!(r.to_string().contains("all UDP ports 1-2 are in use"));
+    }
+}

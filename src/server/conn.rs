@@ -1,0 +1,141 @@
+//! A connection before it belongs to a test: HELLO, command, authentication,
+//! or the held reply of a failed login. Reads only what the handshake asks
+//! for, so no data-phase byte is ever consumed here.
+
+use super::handshake::{AuthConfig, Event, Handshake, HandshakeError};
+use super::session::IO_BUDGET;
+use crate::stream::Stream;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+/// A slab entry: a connection in its handshake, or one of a session.
+pub enum Conn {
+    /// Boxed: data entries, the many, stay small.
+    Pending(Box<Pending>),
+    /// A data connection; its stream lives in the session.
+    Data { session: usize, index: usize },
+}
+
+/// What a pending connection is doing, each with its own deadline.
+pub enum Role {
+    /// Reading the handshake until `deadline`.
+    Handshake { hs: Box<Handshake>, deadline: Option<Instant> },
+    /// A failed login holds its failure reply until `release`, which slows
+    /// password guessing down.
+    FailedLogin { release: Option<Instant> },
+}
+
+impl Role {
+    fn name(&self) -> &'static str {
+        match self {
+            Role::Handshake { .. } => "handshake",
+            Role::FailedLogin { .. } => "failed-login",
+        }
+    }
+}
+
+pub struct Pending {
+    pub stream: Stream,
+    pub peer: SocketAddr,
+    role: Role,
+}
+
+/// What reading a pending connection came to.
+#[derive(Debug)]
+pub enum Read {
+    /// Nothing to act on yet (replies, if any, are written).
+    Waiting,
+    /// The connection failed or the peer closed it; logged.
+    Closed,
+    /// A secondary asks to join the test these 16 bytes name.
+    Join([u8; 16]),
+    /// The command passed authentication.
+    Ready {
+        cmd: crate::proto::Command,
+        user: Option<String>,
+    },
+    Failed(HandshakeError),
+}
+
+impl Pending {
+    pub fn new(stream: Stream, peer: SocketAddr) -> Pending {
+        Pending { stream, peer, role: Role::Handshake { hs: Box::default(), deadline: None } }
+    }
+
+    /// The live deadline of the current role, as `Timers::schedule` keeps it.
+    pub fn timer(&mut self) -> &mut Option<Instant> {
+        match &mut self.role {
+            Role::Handshake { deadline, .. } => deadline,
+            Role::FailedLogin { release } => release,
+        }
+    }
+
+    pub fn role(&self) -> &Role {
+        &self.role
+    }
+
+    /// The one place the role changes.
+    fn set_role(&mut self, role: Role) {
+        log::debug!("{}: connection {} -> {}", self.peer, self.role.name(), role.name());
+        self.role = role;
+    }
+
+    /// Holds the queued failure reply; the caller arms the release time.
+    pub fn fail_login(&mut self) {
+        self.set_role(Role::FailedLogin { release: None });
+    }
+
+    /// Writes queued replies; false when the connection failed (logged).
+    pub fn flush(&mut self) -> bool {
+        // A failed login keeps its reply until the delay is over.
+        if let Role::FailedLogin { .. } = self.role {
+            return true;
+        }
+        match self.stream.write(None, 0, IO_BUDGET) {
+            Ok(_) => true,
+            Err(e) => {
+                log::info!("{}: write failed during handshake: {e}", self.peer);
+                false
+            }
+        }
+    }
+
+    /// Reads and steps the handshake until it needs more bytes or has an
+    /// outcome. `is_join` tells whether 16 bytes are a join request.
+    pub fn read(&mut self, auth: &AuthConfig<'_>, is_join: impl Fn(&[u8; 16]) -> bool) -> Read {
+        loop {
+            let Role::Handshake { hs, .. } = &mut self.role else { return Read::Waiting };
+            let want = hs.want();
+            if want.is_empty() {
+                return Read::Waiting;
+            }
+            let n = match io::Read::read(&mut self.stream.sock, want) {
+                Ok(0) => {
+                    log::info!("{}: closed the connection during the handshake ({})", self.peer, hs.state());
+                    return Read::Closed;
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Read::Waiting,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    log::info!("{}: read failed during the handshake: {e}", self.peer);
+                    return Read::Closed;
+                }
+            };
+            if !hs.filled(n) {
+                continue;
+            }
+            match hs.step(auth, &is_join, &mut crate::sysrand::fill, &mut self.stream.out) {
+                Ok(Event::Continue) => {
+                    if !self.flush() {
+                        return Read::Closed;
+                    }
+                }
+                Ok(Event::Join(raw)) => return Read::Join(raw),
+                Ok(Event::Ready { cmd, user }) => return Read::Ready { cmd, user },
+                Err(e) => return Read::Failed(e),
+            }
+        }
+    }
+}

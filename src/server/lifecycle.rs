@@ -1,0 +1,358 @@
+//! How connections become tests and tests end: accepting, the handshake's
+//! outcomes, admission, joining, starting, accounting and ending. Every
+//! session starts and ends here.
+
+use super::admission::{self, Load, Refusal};
+use super::conn::{Conn, Pending, Read, Role};
+use super::handshake::HandshakeError;
+use super::rates::min_rate;
+use super::session::{EndReason, Io, Session, Timed, Transport};
+use super::timers::{Owner, take_if_live};
+use super::{KIND_CONN, KIND_UDP, Server, token};
+use crate::pacer::TokenBucket;
+use crate::proto::{Command, Protocol, reply};
+use crate::stream::Stream;
+use crate::udp::UdpFlow;
+use mio::Interest;
+use mio::net::TcpStream;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+impl Server {
+    pub(super) fn accept(&mut self, idx: usize, now: Instant) {
+        loop {
+            let Some(listener) = self.listeners.get(idx) else { return };
+            match listener.accept() {
+                Ok((sock, peer)) => self.on_accept(sock, peer, now),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if is_fd_exhaustion(&e) => {
+                    // The pending connection stays queued; the next tick retries.
+                    self.fd_starved.refused(&e);
+                    return;
+                }
+                Err(e) => log::debug!("accept: {e}"),
+            }
+        }
+    }
+
+    fn on_accept(&mut self, sock: TcpStream, peer: SocketAddr, now: Instant) {
+        let peer = canonical(peer);
+        if let Err(why) = admission::door(&self.limits, self.guard.handshakes(), &self.guard, peer.ip(), now) {
+            self.quiet.warn(now, format_args!("{peer}: refused: {why}"));
+            return;
+        }
+        let _ = sock.set_nodelay(true);
+        let key = self.conns.insert(Conn::Pending(Box::new(Pending::new(Stream::new(sock, 1, false, 1), peer))));
+        let Some(Conn::Pending(p)) = self.conns.get_mut(key) else { return };
+        let interest = Interest::READABLE | Interest::WRITABLE;
+        if let Err(e) = self.poll.registry().register(&mut p.stream.sock, token(KIND_CONN, key), interest) {
+            log::warn!("{peer}: cannot register connection: {e}");
+            self.conns.remove(key);
+            return;
+        }
+        self.guard.handshake_started(peer.ip());
+        p.stream.out.push(&reply::HELLO);
+        self.timers.schedule(Owner::Conn(key), now + self.limits.handshake_timeout, p.timer());
+        log::debug!("{peer}: connected");
+        if !p.flush() {
+            self.close_conn(key);
+        }
+    }
+
+    pub(super) fn read_pending(&mut self, key: usize, now: Instant) {
+        let Some(Conn::Pending(p)) = self.conns.get_mut(key) else { return };
+        let peer = p.peer;
+        let (joining, sessions) = (&self.joining, &self.sessions);
+        let read = p.read(&self.logins.auth_config(), |raw| joining.target(sessions, peer.ip(), raw).is_some());
+        match read {
+            Read::Waiting => {}
+            Read::Closed => self.close_conn(key),
+            Read::Join(raw) => self.join(key, &raw, now),
+            Read::Ready { cmd, user } => {
+                if user.is_some() {
+                    self.guard.auth_succeeded(peer.ip());
+                }
+                self.admit(key, cmd, user, now);
+            }
+            Read::Failed(e @ HandshakeError::AuthFailed { .. }) => {
+                let outcome = self.guard.auth_failed(peer.ip(), now);
+                self.quiet.warn(now, format_args!("{peer}: {e}"));
+                if let Some(ban) = outcome.banned {
+                    log::warn!("{}: banned for {} s after repeated failed logins", peer.ip(), ban.as_secs());
+                }
+                if outcome.delay.is_zero() {
+                    self.close_conn(key);
+                } else if let Some(Conn::Pending(p)) = self.conns.get_mut(key) {
+                    // Hold the failure reply: slows down password guessing.
+                    p.fail_login();
+                    self.timers.schedule(Owner::Conn(key), now + outcome.delay, p.timer());
+                }
+            }
+            Read::Failed(e) => {
+                self.quiet.info(now, format_args!("{peer}: {e}; closing"));
+                self.close_conn(key);
+            }
+        }
+    }
+
+    /// A pending connection's deadline: the handshake took too long, or a
+    /// failed login's delay is over.
+    pub(super) fn pending_timer(&mut self, key: usize, at: Instant) {
+        let Some(Conn::Pending(p)) = self.conns.get_mut(key) else { return };
+        if !take_if_live(p.timer(), at) {
+            return;
+        }
+        if let Role::Handshake { hs, .. } = p.role() {
+            log::info!(
+                "{}: handshake not completed within {} s (waiting for {}); closing",
+                p.peer,
+                self.limits.handshake_timeout.as_secs(),
+                hs.state()
+            );
+        }
+        self.close_conn(key);
+    }
+
+    /// A command passed authentication: apply the limits and start a session.
+    fn admit(&mut self, key: usize, cmd: Command, user: Option<String>, now: Instant) {
+        let Some(Conn::Pending(p)) = self.conns.get(key) else { return };
+        let peer = p.peer;
+        let load = Load {
+            sessions: self.sessions.len(),
+            from_peer: self.sessions.iter().filter(|(_, s)| s.peer().ip() == peer.ip()).count(),
+            memory: self.vitals.mem_now,
+        };
+        if let Err(why) = admission::test(&self.limits, &load, &cmd, peer, crate::net::max_udp_payload()) {
+            self.refuse(key, why);
+            return;
+        }
+        let id = self.next_session_id;
+        self.next_session_id += 1;
+        if let Some(a) = self.acct.as_mut() {
+            if let Err(e) = a.check(user.as_deref(), peer.ip()) {
+                self.refuse(key, Refusal::Budget(e));
+                return;
+            }
+        }
+        let tx_cap = self.rates.tx_cap(&cmd);
+        let transport = match cmd.proto {
+            Protocol::Udp => match self.open_udp(key, &cmd, tx_cap, now) {
+                Ok(t) => t,
+                Err(why) => {
+                    self.refuse(key, why);
+                    return;
+                }
+            },
+            Protocol::Tcp => Transport::Tcp { pacer: TokenBucket::new(tx_cap, TokenBucket::tcp_burst(tx_cap), now) },
+        };
+        let udp_port = match &transport {
+            Transport::Udp { port, .. } => format!(" udp_port={port}"),
+            Transport::Tcp { .. } => String::new(),
+        };
+        log::info!(
+            "session {id}: {peer} user={} {} {} conns={} tx_size={} remote_tx_speed={} random={}{udp_port}",
+            user.as_deref().unwrap_or("-"),
+            cmd.proto,
+            cmd.direction,
+            cmd.connections(),
+            cmd.tx_size,
+            cmd.remote_tx_speed,
+            cmd.random,
+        );
+        let session = Session::new(id, peer, user, cmd, transport, self.rates.rx_cap(), self.limits.join_timeout, now);
+        let skey = self.sessions.insert(session);
+        self.attach(key, skey);
+        let Some(s) = self.sessions.get_mut(skey) else { return };
+        if let Some(sock) = s.udp_socket() {
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            if let Err(e) = self.poll.registry().register(sock, token(KIND_UDP, skey), interest) {
+                log::warn!("{peer}: cannot register UDP socket: {e}");
+                s.reply(&reply::FAILED);
+                self.end_session(skey, EndReason::Refused);
+                return;
+            }
+        }
+        // Register the token before the OK goes out, so a fast secondary finds it.
+        let tok = cmd.is_multi_connection().then(|| self.joining.open(skey));
+        if let Some(t) = tok {
+            s.set_token(t);
+        }
+        s.reply(&reply::ok(tok));
+        if let Some(port) = s.udp_port() {
+            s.reply(&port.to_be_bytes());
+        }
+        if s.is_complete() {
+            self.start_session(skey, now);
+        } else {
+            self.drive(skey, now, |s, io| s.write(0, io));
+        }
+    }
+
+    /// Answers `00 00 00 00` and closes: a limit or resource refused the test.
+    fn refuse(&mut self, key: usize, why: Refusal) {
+        if let Some(Conn::Pending(p)) = self.conns.get_mut(key) {
+            log::warn!("{}: test refused: {why}", p.peer);
+            p.stream.out.push(&reply::FAILED);
+        }
+        self.close_conn(key);
+    }
+
+    /// Takes a pool port and binds it on the address the client reached us at.
+    fn open_udp(&mut self, key: usize, cmd: &Command, rate: u64, now: Instant) -> Result<Transport, Refusal> {
+        let Some(Conn::Pending(p)) = self.conns.get(key) else {
+            return Err(Refusal::UdpSocket(io::ErrorKind::NotConnected.into()));
+        };
+        let local = p.stream.sock.local_addr().map_err(Refusal::UdpSocket)?;
+        let peer = p.peer;
+        let local_ip = match (local.ip(), peer.ip()) {
+            // A v4 client on a v6 socket: bind the v4 address it reached.
+            (IpAddr::V6(v6), IpAddr::V4(_)) => v6.to_ipv4_mapped().map_or(local.ip(), IpAddr::V4),
+            (ip, _) => ip,
+        };
+        let (port, sock) = self
+            .ports
+            .allocate(|port| crate::net::udp_socket(SocketAddr::new(local_ip, port)))
+            .map_err(Refusal::UdpPort)?;
+        crate::udp::grow_buffers(&sock);
+        let dest = SocketAddr::new(peer.ip(), port.saturating_add(crate::proto::udp::CLIENT_PORT_OFFSET));
+        let flow = Box::new(UdpFlow::new(sock, self.udp_io, dest, cmd.tx_size, rate, now));
+        Ok(Transport::Udp { flow, port })
+    }
+
+    /// Moves a pending connection's stream into session `skey`.
+    fn attach(&mut self, key: usize, skey: usize) {
+        let Some(slot) = self.conns.get_mut(key) else { return };
+        if !matches!(slot, Conn::Pending(_)) {
+            return;
+        }
+        let Conn::Pending(p) = std::mem::replace(slot, Conn::Data { session: skey, index: 0 }) else { return };
+        self.guard.handshake_ended(p.peer.ip());
+        let Some(s) = self.sessions.get_mut(skey) else {
+            self.conns.remove(key);
+            let mut stream = p.stream;
+            stream.close(self.poll.registry());
+            return;
+        };
+        let index = s.attach(key, p.stream);
+        log::debug!("{}: connection handshake -> session {} (connection {})", p.peer, s.id(), index + 1);
+        if let Some(Conn::Data { index: slot, .. }) = self.conns.get_mut(key) {
+            *slot = index;
+        }
+    }
+
+    fn join(&mut self, key: usize, raw: &[u8; 16], now: Instant) {
+        let Some(Conn::Pending(p)) = self.conns.get(key) else { return };
+        let peer = p.peer;
+        let Some(skey) = self.joining.target(&self.sessions, peer.ip(), raw) else {
+            self.close_conn(key);
+            return;
+        };
+        self.attach(key, skey);
+        let Some(s) = self.sessions.get_mut(skey) else { return };
+        s.reply_last(&reply::ok(s.token()));
+        let index = s.conn_count() - 1;
+        log::debug!("session {}: connection {}/{} joined from {peer}", s.id(), index + 1, s.cmd().connections());
+        if s.is_complete() {
+            self.start_session(skey, now);
+        } else {
+            self.drive(skey, now, |s, io| s.write(index, io));
+        }
+    }
+
+    fn start_session(&mut self, skey: usize, now: Instant) {
+        let Some(s) = self.sessions.get_mut(skey) else { return };
+        if let Some(t) = s.token() {
+            self.joining.close(t, skey);
+        }
+        s.start(now);
+        self.rebalance(now);
+        self.drive(skey, now, |s, io| s.kick(io));
+    }
+
+    /// Shares the total caps among the started tests; called whenever a
+    /// test starts or a started one ends.
+    fn rebalance(&mut self, now: Instant) {
+        let started = self.sessions.iter().filter(|(_, s)| s.since().is_some());
+        let (tx, rx) = started.fold((0, 0), |(t, r), (_, s)| {
+            let d = s.cmd().direction;
+            (t + usize::from(d.server_transmits()), r + usize::from(d.server_receives()))
+        });
+        let Some((tx_part, rx_part)) = self.rates.parts(tx, rx) else { return };
+        for (_, s) in self.sessions.iter_mut().filter(|(_, s)| s.is_running()) {
+            let tx = min_rate(self.rates.tx_cap(s.cmd()), tx_part);
+            s.set_caps(tx, min_rate(self.rates.rx_cap(), rx_part), now);
+        }
+    }
+
+    pub(super) fn session_timer(&mut self, skey: usize, now: Instant) {
+        let Some(s) = self.sessions.get_mut(skey) else { return };
+        let mut io = Io { now, bufs: &mut self.bufs, rates: &mut self.rates, ready: &mut self.ready, skey };
+        match s.on_timer(&mut io, &self.limits, self.vitals.cpu_now) {
+            Ok(Timed::Nothing) => self.reschedule(skey),
+            Ok(Timed::JoinExpired) => self.start_session(skey, now),
+            Err(reason) => self.end_session(skey, reason),
+        }
+    }
+
+    /// Charges every session's new bytes to budgets and usage, ending those
+    /// that exhausted a budget.
+    pub(super) fn account_all(&mut self) {
+        let Some(a) = self.acct.as_mut() else { return };
+        let mut exhausted = Vec::new();
+        for (skey, s) in self.sessions.iter_mut() {
+            if let Some(e) = a.charge(s) {
+                exhausted.push((skey, s.id(), e));
+            }
+        }
+        for (skey, id, e) in exhausted {
+            log::warn!("session {id}: {e}; ending the test");
+            self.end_session(skey, EndReason::QuotaExhausted(e.short()));
+        }
+    }
+
+    pub(super) fn end_session(&mut self, skey: usize, reason: EndReason) {
+        let Some(mut s) = self.sessions.remove(skey) else { return };
+        // The last partial second counts too; the session is over either way.
+        if let Some(a) = self.acct.as_mut() {
+            let _ = a.charge(&mut s);
+        }
+        if s.since().is_some() {
+            self.rebalance(Instant::now());
+        }
+        if let Some(t) = s.token() {
+            self.joining.close(t, skey);
+        }
+        let closed = s.close(&reason, self.poll.registry());
+        for key in closed.conn_keys {
+            self.conns.remove(key);
+        }
+        if let Some(port) = closed.udp_port {
+            self.ports.release(port);
+        }
+        if let Some(a) = &self.acct {
+            a.finished(closed.record);
+        }
+    }
+
+    /// Drops a pending connection, first trying once to send queued
+    /// control bytes (such as the failure reply).
+    pub(super) fn close_conn(&mut self, key: usize) {
+        if !matches!(self.conns.get(key), Some(Conn::Pending(_))) {
+            return;
+        }
+        if let Some(Conn::Pending(mut p)) = self.conns.remove(key) {
+            self.guard.handshake_ended(p.peer.ip());
+            p.stream.close(self.poll.registry());
+        }
+    }
+}
+
+/// IPv4-mapped IPv6 peers are logged and limited as the IPv4 they are.
+fn canonical(peer: SocketAddr) -> SocketAddr {
+    SocketAddr::new(peer.ip().to_canonical(), peer.port())
+}
+
+fn is_fd_exhaustion(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM))
+}
