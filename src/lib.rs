@@ -1,7 +1,6 @@
 //! btestd: a MikroTik bandwidth-test server (and client) built around one
 //! mio event loop, for router appliances.
 
-pub mod admin;
 pub mod auth;
 pub mod cidr;
 pub mod cli;
