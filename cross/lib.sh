@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # Shared by cross/ci.sh and cross/build.sh; sourcing it only defines things.
 #
-# The recipe (shared/cross-notes.md): Debian's rustc-web/cargo-web with the
+# The recipe (cross-notes.md): Debian's rustc-web/cargo-web with the
 # matching std sources build std for the target (-Zbuild-std, unlocked with
 # RUSTC_BOOTSTRAP=1), and zig (from PyPI) is the C compiler and linker
 # through cross/zig-cc. All per-target settings are environment variables set

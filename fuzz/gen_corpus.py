@@ -2,8 +2,8 @@
 """Writes the checked-in seed corpus under fuzz/corpus/<target>/.
 
 Seeds are meaningful protocol inputs: captured commands from
-shared/protocol.md, complete MD5 and EC-SRP5 exchanges built from
-shared/vectors/*.json, status messages split across reads, and UDP sequences
+protocol.md, complete MD5 and EC-SRP5 exchanges built from
+tests/vectors/*.json, status messages split across reads, and UDP sequences
 with gaps. The input layout of each target is documented at the top of
 fuzz/fuzz_targets/<target>.rs. It overwrites its own named seeds and leaves
 other files (the `cmin-*` inputs kept from fuzzing runs) alone; delete those
@@ -18,7 +18,7 @@ import os
 import struct
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SHARED = os.path.join(HERE, "..", "..", "shared", "vectors")
+VECTORS = os.path.join(HERE, "..", "tests", "vectors")
 CORPUS = os.path.join(HERE, "corpus")
 
 # Must match fuzz_targets/handshake.rs.
@@ -27,7 +27,7 @@ CHALLENGE = bytes.fromhex("ad32d6f94d28161625f2f390bb895637")
 
 
 def load(name):
-    with open(os.path.join(SHARED, name)) as f:
+    with open(os.path.join(VECTORS, name)) as f:
         return json.load(f)
 
 

@@ -12,7 +12,7 @@
 //! - `split_seed` 0 reads each message whole, otherwise a small PRNG picks
 //!   every read's size in `1..=want().len()`;
 //! - `stream` is what the client sends. The user table holds one user,
-//!   `admin` / `pw-0-2265b1f5` with the salt of the first EC-SRP5 shared
+//!   `admin` / `pw-0-2265b1f5` with the salt of the first EC-SRP5 test
 //!   vector, and `rand` returns a fixed MD5 challenge and that vector's s_B,
 //!   so the checked-in seeds replay complete, successful exchanges.
 //!
@@ -36,10 +36,10 @@ use std::sync::OnceLock;
 
 const USER: &str = "admin";
 const PASSWORD: &str = "pw-0-2265b1f5";
-/// Salt and server secret s_B of vectors[0] in shared/vectors/ecsrp5.json.
+/// Salt and server secret s_B of vectors[0] in tests/vectors/ecsrp5.json.
 const SALT: [u8; 16] = hex16("91d8cdc310411e7ec27378a661c93518");
 const S_B: [u8; 32] = hex32("f86cb9078738c370f07e8d3b583bad38c275f34aed056ad6ea8eeca4192fa1fe");
-/// The capture-derived challenge of shared/vectors/md5.json.
+/// The capture-derived challenge of tests/vectors/md5.json.
 const CHALLENGE: [u8; 16] = hex16("ad32d6f94d28161625f2f390bb895637");
 /// Seeds decoy validators for unknown users.
 const SERVER_SECRET: [u8; 32] = [0x5e; 32];

@@ -58,7 +58,7 @@ mod tests {
 
     #[test]
     fn all_shared_vectors_pass() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/vectors/md5.json");
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/md5.json");
         let text = std::fs::read_to_string(path).expect("shared MD5 vectors");
         let doc: serde_json::Value = serde_json::from_str(&text).unwrap();
         let vectors = doc["vectors"].as_array().unwrap();
