@@ -1,13 +1,14 @@
 //! Store writer throughput and the event loop's stalls while it commits:
 //! `cargo bench --bench store`.
 //!
-//! 1. Throughput: one thread pushes usage deltas (10,000 distinct
-//!    subjects) or session records as fast as it can for a few seconds;
+//! 1. Throughput: one thread records charges (10,000 distinct client
+//!    addresses and 1,000 users, classified by a ledger beforehand) or
+//!    session records as fast as it can for a few seconds;
 //!    the writer commits every 100 ms or 1 s. Reports what was committed
 //!    per second, including the final drain.
 //! 2. Loop stall: a thread behaves like the event loop with 1,000 running
 //!    sessions — every millisecond one session is charged in the ledger and
-//!    its delta queued (each session once a second), and one session ends
+//!    the charge recorded (each session once a second), and one session ends
 //!    every 10 ms — while the writer commits with `synchronous=FULL` on
 //!    tmpfs (/dev/shm) and on a real disk. Reports the worst and p99 time
 //!    of one session's per-second accounting. Target: worst under 5 ms.
@@ -79,15 +80,19 @@ fn record(i: u32, now: SystemTime) -> SessionRecord {
 
 fn throughput(dir: &Path, flush: Duration) {
     let run = secs();
-    // Deltas: 10,000 distinct addresses and 1,000 users.
+    // Deltas: 10,000 distinct addresses and 1,000 users, classified once
+    // so that only the writer's side is measured.
     let db = TempDb::new(dir, "deltas");
     let w = writer(&db.0, flush, false, 10_000);
+    let mut ledger = Ledger::new(QuotaConfig::default(), &[], SystemTime::now());
+    let charges: Vec<_> = (0..10_000u32)
+        .map(|i| ledger.charge(Some(&format!("user{}", i % 1000)), session_ip(i), 1500, 64, SystemTime::now()))
+        .collect();
     let start = Instant::now();
     let mut pushed = 0u64;
     while start.elapsed() < run {
         for _ in 0..1000 {
-            let i = (pushed % 10_000) as u32;
-            w.delta(Some(&format!("user{}", i % 1000)), session_ip(i), 1500, 64, SystemTime::now());
+            w.record(&charges[(pushed % 10_000) as usize]);
             pushed += 1;
         }
         // Leave the writer's core alone now and then, as a real loop does.
@@ -96,7 +101,7 @@ fn throughput(dir: &Path, flush: Duration) {
     let h0 = w.health().unwrap_or_default();
     w.shutdown();
     println!(
-        "  deltas   flush {:>5} ms: pushed {:>9.0} deltas/s over 11,000 subjects; committed {} coalesced entries \
+        "  deltas   flush {:>5} ms: recorded {:>9.0} charges/s over 11,000 subjects; committed {} coalesced entries \
          (x3 period rows) in {} commits, {:.0} entries/s; slowest commit {:.1} ms",
         flush.as_millis(),
         pushed as f64 / run.as_secs_f64(),
@@ -170,9 +175,9 @@ fn stall(label: &str, dir: Option<&Path>, full_sync: bool, flush: Duration) {
         let ip = session_ip(s);
         let (t0, c0) = (Instant::now(), thread_cpu());
         // One session's second: 1 Gbit/s each way.
-        let _ = ledger.charge(Some(user), ip, 125_000_000, 125_000_000, now_wall);
+        let charge = ledger.charge(Some(user), ip, 125_000_000, 125_000_000, now_wall);
         if let Some(w) = &w {
-            w.delta(Some(user), ip, 125_000_000, 125_000_000, now_wall);
+            w.record(&charge);
             if tick % 10 == 0 {
                 w.session(record(s, now_wall));
             }
@@ -225,7 +230,7 @@ fn main() {
     if only == "throughput" {
         return;
     }
-    println!("event-loop stall per session-second (ledger charge + delta + 1 in 10 a session record):");
+    println!("event-loop stall per session-second (ledger charge + record + 1 in 10 a session record):");
     let cases: [(&str, &Path, bool); 3] = [
         ("tmpfs /dev/shm, synchronous=FULL", shm, true),
         ("disk, synchronous=FULL", &disk, true),

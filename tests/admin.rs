@@ -4,7 +4,7 @@
 mod common;
 
 use btestd::proto::{Direction, Protocol};
-use btestd::quota::QuotaConfig;
+use btestd::quota::{Ledger, QuotaConfig};
 use btestd::store::{SessionRecord, Store, Writer, WriterConfig};
 use common::{BIN, TempDir};
 use std::io::Write;
@@ -207,8 +207,9 @@ fn usage_shows_counters_limits_and_sessions() {
         let cfg = store.load_quota_config().unwrap();
         let w = Writer::start(store, &cfg, WriterConfig::default()).unwrap();
         let now = SystemTime::now();
-        w.delta(Some("alice"), ip("192.0.2.7"), 4_000, 2_500, now);
-        w.delta(None, ip("2001:db8:1:2::9"), 10, 20, now);
+        let mut l = Ledger::new(cfg, &[], now);
+        w.record(&l.charge(Some("alice"), ip("192.0.2.7"), 4_000, 2_500, now));
+        w.record(&l.charge(None, ip("2001:db8:1:2::9"), 10, 20, now));
         w.session(SessionRecord {
             user: Some("alice".into()),
             peer_ip: ip("192.0.2.7"),
@@ -307,13 +308,14 @@ fn daemon_side(path: &Path, stop: &AtomicBool) -> (u64, u32, Vec<String>) {
         ..WriterConfig::default()
     };
     let w = Writer::start(store, &QuotaConfig::default(), config).unwrap();
+    let mut l = Ledger::new(QuotaConfig::default(), &[], SystemTime::now());
     let (mut reloads, mut errors) = (0u32, Vec::new());
     let mut n = 0u32;
     while !stop.load(Ordering::Relaxed) {
         for _ in 0..20 {
             n = n.wrapping_add(1);
             let ip = IpAddr::from([10, 0, (n / 250 % 4) as u8, (n % 250) as u8]);
-            w.delta(Some(&format!("user{}", n % 1000)), ip, 1500, 64, SystemTime::now());
+            w.record(&l.charge(Some(&format!("user{}", n % 1000)), ip, 1500, 64, SystemTime::now()));
         }
         if w.poll_reload().is_some() {
             reloads += 1;

@@ -3,7 +3,7 @@
 mod common;
 
 use btestd::proto::{Direction, Protocol};
-use btestd::quota::{Date, Dir, PartialLimits, Period, QuotaConfig, Zone};
+use btestd::quota::{Date, Dir, Ledger, PartialLimits, Period, QuotaConfig, Zone};
 use btestd::store::schema::{MIGRATIONS, SCHEMA_VERSION};
 use btestd::store::{LimitScope, OpenOptions, SessionRecord, Store, StoreError, Writer, WriterConfig};
 use common::TempDir;
@@ -219,10 +219,11 @@ fn writer_puts_exact_bytes_in_every_period_row() {
     let cfg = QuotaConfig { utc: true, ..QuotaConfig::default() };
     let w = Writer::start(store, &cfg, fast_writer()).unwrap();
     let now = SystemTime::now();
+    let mut l = Ledger::new(cfg, &[], now);
     for _ in 0..10 {
-        w.delta(Some("alice"), ip("192.0.2.7"), 1_000, 7, now);
-        w.delta(None, ip("2001:db8:0:1::5"), 3, 50_000, now);
-        w.delta(None, ip("2001:db8:0:1::6"), 1, 0, now);
+        w.record(&l.charge(Some("alice"), ip("192.0.2.7"), 1_000, 7, now));
+        w.record(&l.charge(None, ip("2001:db8:0:1::5"), 3, 50_000, now));
+        w.record(&l.charge(None, ip("2001:db8:0:1::6"), 1, 0, now));
     }
     w.session(SessionRecord {
         user: Some("alice".into()),
@@ -264,6 +265,7 @@ fn deltas_coalesce_while_another_process_holds_the_lock() {
     let t = TempDir::new();
     let store = Store::open_with(&t.db(), &quick()).unwrap();
     let w = Writer::start(store, &QuotaConfig::default(), fast_writer()).unwrap();
+    let mut l = Ledger::new(QuotaConfig::default(), &[], SystemTime::now());
     let holder = Connection::open(t.db()).unwrap();
     holder.execute_batch("BEGIN IMMEDIATE; INSERT INTO settings VALUES('x', 'y');").unwrap();
     let start = Instant::now();
@@ -271,7 +273,7 @@ fn deltas_coalesce_while_another_process_holds_the_lock() {
     while start.elapsed() < Duration::from_secs(2) {
         for s in 0..100u64 {
             let t0 = Instant::now();
-            w.delta(Some(&format!("u{}", s % 10)), ip("192.0.2.1"), 3, 5, SystemTime::now());
+            w.record(&l.charge(Some(&format!("u{}", s % 10)), ip("192.0.2.1"), 3, 5, SystemTime::now()));
             worst = worst.max(t0.elapsed());
             n += 1;
         }
@@ -291,7 +293,7 @@ fn deltas_coalesce_while_another_process_holds_the_lock() {
         })
         .unwrap();
     assert_eq!((rx as u64, tx as u64), (3 * n, 5 * n), "nothing lost");
-    assert!(worst < Duration::from_millis(5), "delta() took {worst:?}");
+    assert!(worst < Duration::from_millis(5), "charging and recording took {worst:?}");
     w.shutdown();
     let lines = log_lines(&t.db());
     assert_eq!(lines.iter().filter(|l| l.starts_with("ERROR")).count(), 1, "one error per episode: {lines:?}");
@@ -306,10 +308,11 @@ fn external_changes_reach_the_loop_within_two_seconds() {
     let store = Store::open(&t.db()).unwrap();
     let cfg = store.load_quota_config().unwrap();
     // Default intervals: what the daemon runs with.
+    let mut l = Ledger::new(cfg.clone(), &[], SystemTime::now());
     let w = Writer::start(store, &cfg, WriterConfig::default()).unwrap();
 
     // The writer's own usage commits are not configuration changes.
-    w.delta(Some("alice"), ip("192.0.2.1"), 1, 1, SystemTime::now());
+    w.record(&l.charge(Some("alice"), ip("192.0.2.1"), 1, 1, SystemTime::now()));
     assert!(w.sync(Duration::from_secs(10)));
     std::thread::sleep(Duration::from_millis(1200));
     assert!(w.poll_reload().is_none());
@@ -346,8 +349,9 @@ fn shutdown_drains_everything_queued() {
     let slow = WriterConfig { flush_interval: Duration::from_secs(3600), ..WriterConfig::default() };
     let w = Writer::start(store, &QuotaConfig::default(), slow).unwrap();
     let now = SystemTime::now();
+    let mut l = Ledger::new(QuotaConfig::default(), &[], now);
     for i in 0..5000u64 {
-        w.delta(None, ip("198.51.100.1"), i, 1, now);
+        w.record(&l.charge(None, ip("198.51.100.1"), i, 1, now));
     }
     for _ in 0..50 {
         w.session(SessionRecord {
@@ -417,12 +421,13 @@ fn a_full_disk_keeps_usage_in_memory_until_space_returns() {
     let filler = t.0.join("filler");
     let _ = std::fs::write(&filler, vec![1u8; 2 << 20]);
     let now = SystemTime::now();
+    let mut l = Ledger::new(QuotaConfig::default(), &[], now);
     let mut sent = 0u64;
     let start = Instant::now();
     let mut saw_full = false;
     while start.elapsed() < Duration::from_secs(10) && !saw_full {
         for i in 0..200u32 {
-            w.delta(Some(&format!("user{i}")), ip(&format!("10.0.{}.{}", i / 250, i % 250)), 1, 2, now);
+            w.record(&l.charge(Some(&format!("user{i}")), ip(&format!("10.0.{}.{}", i / 250, i % 250)), 1, 2, now));
             sent += 1;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -453,10 +458,11 @@ fn a_database_deleted_while_running_is_recreated_with_its_users() {
     let store = Store::open(&t.db()).unwrap();
     let secret = store.server_secret().unwrap();
     let w = Writer::start(store, &QuotaConfig::default(), fast_writer()).unwrap();
+    let mut l = Ledger::new(QuotaConfig::default(), &[], SystemTime::now());
     for suffix in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(format!("{}{suffix}", t.db().display()));
     }
-    w.delta(Some("alice"), ip("192.0.2.1"), 10, 20, SystemTime::now());
+    w.record(&l.charge(Some("alice"), ip("192.0.2.1"), 10, 20, SystemTime::now()));
     assert!(w.sync(Duration::from_secs(10)));
     assert!(t.db().exists(), "recreated");
     let again = Store::open_with(&t.db(), &OpenOptions::default()).unwrap();
@@ -481,8 +487,9 @@ fn current_usage_is_loaded_for_the_ledger() {
     let cfg = QuotaConfig { utc: true, ..QuotaConfig::default() };
     let w = Writer::start(store, &cfg, fast_writer()).unwrap();
     let now = SystemTime::now();
-    w.delta(Some("alice"), ip("192.0.2.1"), 100, 200, now);
-    w.delta(Some("alice"), ip("192.0.2.1"), 100, 200, now - Duration::from_secs(40 * 86_400));
+    let mut l = Ledger::new(cfg.clone(), &[], now);
+    w.record(&l.charge(Some("alice"), ip("192.0.2.1"), 100, 200, now));
+    w.record(&l.charge(Some("alice"), ip("192.0.2.1"), 100, 200, now - Duration::from_secs(40 * 86_400)));
     w.shutdown();
     let store = Store::open(&t.db()).unwrap();
     let rows = store.load_current_usage(&cfg, now).unwrap();
@@ -509,8 +516,9 @@ fn a_read_only_database_at_start_serves_from_memory_until_writable() {
     let ro = Store::open_read_only(&t.db()).unwrap();
     assert_eq!(ro.load_users().unwrap().len(), 1);
     let cfg = ro.load_quota_config().unwrap();
+    let mut l = Ledger::new(cfg.clone(), &[], SystemTime::now());
     let w = Writer::start_degraded(ro, &cfg, fast_writer()).unwrap();
-    w.delta(Some("alice"), ip("192.0.2.1"), 5, 6, SystemTime::now());
+    w.record(&l.charge(Some("alice"), ip("192.0.2.1"), 5, 6, SystemTime::now()));
     let start = Instant::now();
     while !w.health().and_then(|h| h.error).is_some_and(|e| e.contains("read-only")) {
         assert!(start.elapsed() < Duration::from_secs(5), "the read-only database is reported");
@@ -536,10 +544,10 @@ fn startup_loads_everything_the_daemon_needs() {
         l.set(Period::Day, Dir::Total, Some(1_000));
         s.set_limits(&LimitScope::User("alice".into()), &l).unwrap();
     }
-    let first = btestd::store::Startup::open(&t.db(), fast_writer()).unwrap();
+    let mut first = btestd::store::Startup::open(&t.db(), fast_writer()).unwrap();
     assert!(!first.degraded);
     assert_eq!(first.users.len(), 1);
-    first.writer.delta(Some("alice"), ip("192.0.2.1"), 600, 400, SystemTime::now());
+    first.writer.record(&first.ledger.charge(Some("alice"), ip("192.0.2.1"), 600, 400, SystemTime::now()));
     first.writer.shutdown();
 
     // A restart sees the stored usage: alice's day budget is spent.

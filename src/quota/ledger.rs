@@ -58,6 +58,26 @@ impl fmt::Display for Exceeded {
 
 impl std::error::Error for Exceeded {}
 
+/// What one charge counted: the subjects, the day, the bytes, and any
+/// budget now used up. The store saves exactly this, so stored usage is
+/// grouped (IPv6 prefix, time zone) the way the ledger counted it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charge {
+    /// The user, or [`Subject::Anonymous`] for a test without a user name.
+    pub subject: Subject,
+    /// The client address, IPv6 masked to the configured prefix.
+    pub ip: IpKey,
+    /// The date the bytes belong to, in the configured zone; the week and
+    /// month follow from it.
+    pub date: Date,
+    /// Bytes the server received.
+    pub rx: u64,
+    /// Bytes the server transmitted.
+    pub tx: u64,
+    /// The first applicable budget that is now used up.
+    pub exceeded: Option<Exceeded>,
+}
+
 /// Counters of one subject for the current day, week and month.
 #[derive(Debug, Clone)]
 struct Account {
@@ -124,8 +144,8 @@ pub struct Ledger {
     users: HashMap<String, Account>,
     anonymous: Account,
     ips: HashMap<IpKey, IpAccount>,
-    /// Period keys of the last second asked about, and that second.
-    clock: (i64, [PeriodKey; 3]),
+    /// The last second asked about, its date and that date's period keys.
+    clock: (i64, Date, [PeriodKey; 3]),
 }
 
 fn verdict(subject: impl FnOnce() -> Subject, acc: &Account, limits: &Limits) -> Option<Exceeded> {
@@ -144,13 +164,14 @@ impl Ledger {
     /// current at `now` (rows of other periods are ignored).
     pub fn new(config: QuotaConfig, usage: &[UsageRow], now: SystemTime) -> Ledger {
         let unix = unix_secs(now);
-        let keys = Date::at(unix, config.zone().offset_at(unix)).keys();
+        let date = Date::at(unix, config.zone().offset_at(unix));
+        let keys = date.keys();
         let mut ledger = Ledger {
             config,
             users: HashMap::new(),
             anonymous: Account::new(keys),
             ips: HashMap::new(),
-            clock: (unix, keys),
+            clock: (unix, date, keys),
         };
         for row in usage {
             let i = row.key.period().index();
@@ -184,9 +205,14 @@ impl Ledger {
     }
 
     /// Applies a reloaded configuration; counters are kept. A changed IPv6
-    /// prefix regroups IPv6 counters (merging groups when it shortens).
+    /// prefix regroups IPv6 counters (merging groups when it shortens); a
+    /// changed time zone applies from the next charge on.
     pub fn set_config(&mut self, config: QuotaConfig) {
         let regroup = config.ipv6_prefix != self.config.ipv6_prefix;
+        if config.utc != self.config.utc {
+            // Recompute the date at the next call rather than next second.
+            self.clock.0 = i64::MIN;
+        }
         self.config = config;
         if regroup {
             let old = std::mem::take(&mut self.ips);
@@ -212,18 +238,19 @@ impl Ledger {
         }
     }
 
-    /// Period keys at `now`, computed at most once per second.
-    fn keys_at(&mut self, now: SystemTime) -> [PeriodKey; 3] {
+    /// The date and period keys at `now`, computed at most once per second.
+    fn keys_at(&mut self, now: SystemTime) -> (Date, [PeriodKey; 3]) {
         let unix = unix_secs(now);
         if unix != self.clock.0 {
-            let keys = Date::at(unix, self.config.zone().offset_at(unix)).keys();
-            let new_day = keys[0] > self.clock.1[0];
-            self.clock = (unix, keys);
+            let date = Date::at(unix, self.config.zone().offset_at(unix));
+            let keys = date.keys();
+            let new_day = keys[0] > self.clock.2[0];
+            self.clock = (unix, date, keys);
             if new_day {
                 self.prune(&keys);
             }
         }
-        self.clock.1
+        (self.clock.1, self.clock.2)
     }
 
     /// Forgets accounts with nothing counted in the current periods, so the
@@ -243,23 +270,27 @@ impl Ledger {
     /// (the user's or the anonymous one, and the client address's) has no
     /// bytes left.
     pub fn check(&mut self, user: Option<&str>, ip: IpAddr, now: SystemTime) -> Result<(), Exceeded> {
-        let keys = self.keys_at(now);
-        self.verdict(user, ip, &keys, false, 0, 0).map_or(Ok(()), Err)
+        let (_, keys) = self.keys_at(now);
+        let key = IpKey::new(ip, self.config.ipv6_prefix);
+        self.verdict(user, key, &keys, false, 0, 0).map_or(Ok(()), Err)
     }
 
     /// Counts `rx`/`tx` bytes of a running test (called about once a second
-    /// per session, and at its end) and returns the first applicable budget
-    /// that is now used up — also when another session used it up — so the
-    /// caller can stop the test.
-    pub fn charge(&mut self, user: Option<&str>, ip: IpAddr, rx: u64, tx: u64, now: SystemTime) -> Option<Exceeded> {
-        let keys = self.keys_at(now);
-        self.verdict(user, ip, &keys, true, rx, tx)
+    /// per session, and at its end). The returned [`Charge`] says whom and
+    /// which day the bytes were counted for, for the store to save, and the
+    /// first applicable budget that is now used up — also when another
+    /// session used it up — so the caller can stop the test.
+    pub fn charge(&mut self, user: Option<&str>, ip: IpAddr, rx: u64, tx: u64, now: SystemTime) -> Charge {
+        let (date, keys) = self.keys_at(now);
+        let key = IpKey::new(ip, self.config.ipv6_prefix);
+        let exceeded = self.verdict(user, key, &keys, true, rx, tx);
+        Charge { subject: Subject::for_user(user), ip: key, date, rx, tx, exceeded }
     }
 
     fn verdict(
         &mut self,
         user: Option<&str>,
-        ip: IpAddr,
+        key: IpKey,
         keys: &[PeriodKey; 3],
         charge: bool,
         rx: u64,
@@ -289,7 +320,6 @@ impl Ledger {
                 verdict(|| Subject::Anonymous, acc, &self.config.anonymous)
             }
         };
-        let key = IpKey::new(ip, self.config.ipv6_prefix);
         if count && !self.ips.contains_key(&key) {
             let limits = self.config.ip_limits(key.addr());
             self.ips.insert(key, IpAccount { account: Account::new(*keys), limits });
@@ -306,7 +336,7 @@ impl Ledger {
 
     /// Bytes `[rx, tx]` counted for `subject` in the current `period`.
     pub fn used(&mut self, subject: &Subject, period: Period, now: SystemTime) -> [u64; 2] {
-        let keys = self.keys_at(now);
+        let (_, keys) = self.keys_at(now);
         let acc = match subject {
             Subject::User(n) => self.users.get_mut(n.as_str()),
             Subject::Anonymous => Some(&mut self.anonymous),
@@ -359,9 +389,9 @@ mod tests {
     #[test]
     fn exhaustion_is_detected_at_the_exact_byte() {
         let mut l = Ledger::new(with_user("alice", limits(Period::Day, Dir::Total, 1000)), &[], noon());
-        assert_eq!(l.charge(Some("alice"), ip(A), 500, 499, noon()), None);
+        assert_eq!(l.charge(Some("alice"), ip(A), 500, 499, noon()).exceeded, None);
         assert!(l.check(Some("alice"), ip(A), noon()).is_ok());
-        let e = l.charge(Some("alice"), ip(A), 1, 0, noon()).unwrap();
+        let e = l.charge(Some("alice"), ip(A), 1, 0, noon()).exceeded.unwrap();
         assert_eq!((e.period, e.dir, e.limit, e.used), (Period::Day, Dir::Total, 1000, 1000));
         assert_eq!(e.subject, Subject::User("alice".into()));
         assert_eq!(e.key.to_string(), "2026-11-24");
@@ -382,16 +412,16 @@ mod tests {
     #[test]
     fn directions_are_counted_separately() {
         let mut l = Ledger::new(with_user("alice", limits(Period::Day, Dir::Tx, 100)), &[], noon());
-        assert_eq!(l.charge(Some("alice"), ip(A), 1_000_000, 99, noon()), None, "rx does not use a tx budget");
-        assert!(l.charge(Some("alice"), ip(A), 0, 1, noon()).is_some());
+        assert_eq!(l.charge(Some("alice"), ip(A), 1_000_000, 99, noon()).exceeded, None, "rx does not use a tx budget");
+        assert!(l.charge(Some("alice"), ip(A), 0, 1, noon()).exceeded.is_some());
         assert_eq!(l.used(&Subject::User("alice".into()), Period::Day, noon()), [1_000_000, 100]);
     }
 
     #[test]
     fn zero_means_unlimited() {
         let mut l = Ledger::new(with_user("alice", Limits::UNLIMITED), &[], noon());
-        assert_eq!(l.charge(Some("alice"), ip(A), u64::MAX, u64::MAX, noon()), None);
-        assert_eq!(l.charge(Some("alice"), ip(A), 1, 1, noon()), None, "saturates instead of wrapping");
+        assert_eq!(l.charge(Some("alice"), ip(A), u64::MAX, u64::MAX, noon()).exceeded, None);
+        assert_eq!(l.charge(Some("alice"), ip(A), 1, 1, noon()).exceeded, None, "saturates instead of wrapping");
         assert!(l.check(Some("alice"), ip(A), noon()).is_ok());
     }
 
@@ -400,8 +430,8 @@ mod tests {
         let mut c = utc();
         c.anonymous = limits(Period::Day, Dir::Total, 100);
         let mut l = Ledger::new(c, &[], noon());
-        assert_eq!(l.charge(None, ip("192.0.2.1"), 60, 0, noon()), None);
-        let e = l.charge(None, ip("198.51.100.1"), 40, 0, noon()).unwrap();
+        assert_eq!(l.charge(None, ip("192.0.2.1"), 60, 0, noon()).exceeded, None);
+        let e = l.charge(None, ip("198.51.100.1"), 40, 0, noon()).exceeded.unwrap();
         assert_eq!(e.subject, Subject::Anonymous);
         assert!(l.check(None, ip("203.0.113.5"), noon()).is_err());
         assert!(l.check(Some("alice"), ip("203.0.113.5"), noon()).is_ok(), "users do not use the anonymous budget");
@@ -412,8 +442,8 @@ mod tests {
         let mut c = utc();
         c.ip_default = limits(Period::Month, Dir::Total, 100);
         let mut l = Ledger::new(c, &[], noon());
-        assert_eq!(l.charge(Some("alice"), ip(A), 50, 0, noon()), None);
-        let e = l.charge(None, ip(A), 0, 50, noon()).unwrap();
+        assert_eq!(l.charge(Some("alice"), ip(A), 50, 0, noon()).exceeded, None);
+        let e = l.charge(None, ip(A), 0, 50, noon()).exceeded.unwrap();
         assert_eq!(e.subject, Subject::Ip(IpKey::new(ip(A), 64)));
         assert_eq!(e.to_string(), "client 192.0.2.1 month total budget 100 B exhausted (used 100 B)");
         assert!(l.check(Some("bob"), ip(A), noon()).is_err());
@@ -452,10 +482,10 @@ mod tests {
         o.set(Period::Day, Dir::Total, Some(1000));
         c.ip_overrides.push(("10.0.0.0/8".parse().unwrap(), o));
         let mut l = Ledger::new(c, &[], noon());
-        assert_eq!(l.charge(None, ip("10.0.0.1"), 500, 0, noon()), None);
-        assert_eq!(l.charge(None, ip("10.0.0.2"), 500, 0, noon()), None, "members count separately");
-        assert!(l.charge(None, ip("192.0.2.1"), 100, 0, noon()).is_some());
-        assert!(l.charge(None, ip("10.0.0.1"), 500, 0, noon()).is_some());
+        assert_eq!(l.charge(None, ip("10.0.0.1"), 500, 0, noon()).exceeded, None);
+        assert_eq!(l.charge(None, ip("10.0.0.2"), 500, 0, noon()).exceeded, None, "members count separately");
+        assert!(l.charge(None, ip("192.0.2.1"), 100, 0, noon()).exceeded.is_some());
+        assert!(l.charge(None, ip("10.0.0.1"), 500, 0, noon()).exceeded.is_some());
     }
 
     #[test]
@@ -463,7 +493,7 @@ mod tests {
         let mut c = with_user("alice", limits(Period::Day, Dir::Total, 100));
         c.users.get_mut("alice").unwrap().set(Period::Month, Dir::Total, 1000);
         let mut l = Ledger::new(c, &[], noon());
-        assert!(l.charge(Some("alice"), ip(A), 100, 0, noon()).is_some());
+        assert!(l.charge(Some("alice"), ip(A), 100, 0, noon()).exceeded.is_some());
         let tomorrow = noon() + Duration::from_secs(12 * 3600);
         assert!(l.check(Some("alice"), ip(A), tomorrow).is_ok());
         assert_eq!(l.used(&Subject::User("alice".into()), Period::Day, tomorrow), [0, 0]);
@@ -491,7 +521,7 @@ mod tests {
         assert_eq!(l.used(&alice, Period::Week, noon()), [0, 0]);
         assert_eq!(l.used(&alice, Period::Month, noon()), [5000, 0]);
         assert_eq!(l.used(&Subject::Ip(IpKey::new(ip(A), 64)), Period::Day, noon()), [1, 2]);
-        assert!(l.charge(Some("alice"), ip(A), 50, 0, noon()).is_some());
+        assert!(l.charge(Some("alice"), ip(A), 50, 0, noon()).exceeded.is_some());
     }
 
     #[test]
@@ -518,10 +548,37 @@ mod tests {
     #[test]
     fn concurrent_sessions_all_see_a_shared_budget_run_out() {
         let mut l = Ledger::new(with_user("alice", limits(Period::Day, Dir::Total, 100)), &[], noon());
-        assert_eq!(l.charge(Some("alice"), ip(A), 60, 0, noon()), None);
-        assert!(l.charge(Some("alice"), ip("192.0.2.2"), 60, 0, noon()).is_some());
+        assert_eq!(l.charge(Some("alice"), ip(A), 60, 0, noon()).exceeded, None);
+        assert!(l.charge(Some("alice"), ip("192.0.2.2"), 60, 0, noon()).exceeded.is_some());
         // The first session learns at its next charge, even with nothing new.
-        assert!(l.charge(Some("alice"), ip(A), 0, 0, noon()).is_some());
+        assert!(l.charge(Some("alice"), ip(A), 0, 0, noon()).exceeded.is_some());
+    }
+
+    #[test]
+    fn a_charge_names_the_subjects_and_the_day_it_counted() {
+        let mut c = utc();
+        c.ipv6_prefix = 56;
+        let mut l = Ledger::new(c, &[], noon());
+        let charge = l.charge(Some("alice"), ip("2001:db8:0:1ff::a"), 5, 6, noon());
+        let expected = Charge {
+            subject: Subject::User("alice".into()),
+            ip: IpKey::new(ip("2001:db8:0:100::"), 56),
+            date: Date { year: 2026, month: 11, day: 24 },
+            rx: 5,
+            tx: 6,
+            exceeded: None,
+        };
+        assert_eq!(charge, expected);
+        assert_eq!(charge.ip.to_string(), "2001:db8:0:100::/56");
+        let late = noon() + Duration::from_secs(12 * 3600 - 1);
+        let charge = l.charge(None, ip("::ffff:192.0.2.1"), 0, 1, late);
+        assert_eq!((charge.subject, charge.ip), (Subject::Anonymous, IpKey::new(ip(A), 56)));
+        assert_eq!(charge.date.to_string(), "2026-11-24", "23:59:59 UTC is still the 24th");
+
+        // A reloaded zone applies from the next charge, even within the same second.
+        l.set_config(QuotaConfig { utc: false, ipv6_prefix: 56, ..QuotaConfig::default() });
+        let charge = l.charge(None, ip(A), 1, 0, late);
+        assert_eq!(charge.date, Date::in_zone(late, super::super::Zone::Local));
     }
 
     #[test]

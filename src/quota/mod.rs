@@ -9,7 +9,7 @@ pub mod period;
 pub mod subject;
 
 pub use amount::{AmountError, format_amount, parse_amount};
-pub use ledger::{Exceeded, Ledger, UsageRow};
+pub use ledger::{Charge, Exceeded, Ledger, UsageRow};
 pub use limits::{Dir, Limits, PartialLimits, QuotaConfig};
 pub use period::{Date, Period, PeriodKey, Zone};
 pub use subject::{Cidr, DEFAULT_IPV6_PREFIX, IpKey, Subject};

@@ -26,10 +26,9 @@ impl Accounting {
         if rx == 0 && tx == 0 {
             return None;
         }
-        let now = SystemTime::now();
-        let ip = s.peer().ip();
-        self.writer.delta(s.user(), ip, rx, tx, now);
-        self.ledger.charge(s.user(), ip, rx, tx, now)
+        let charge = self.ledger.charge(s.user(), s.peer().ip(), rx, tx, SystemTime::now());
+        self.writer.record(&charge);
+        charge.exceeded
     }
 
     /// Applies a configuration the writer reloaded from the database, if

@@ -9,6 +9,7 @@
 pub mod config;
 pub mod error;
 pub mod schema;
+mod snapshot;
 pub mod startup;
 pub mod usage;
 pub mod users;
@@ -264,8 +265,8 @@ pub(crate) fn get_u64(row: &rusqlite::Row<'_>, idx: usize) -> rusqlite::Result<u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quota::Subject;
-    use std::time::SystemTime;
+    use crate::quota::{Date, IpKey, Ledger, PeriodKey, QuotaConfig, Subject, Zone};
+    use std::time::{SystemTime, UNIX_EPOCH};
 
     /// The whole path on this platform (under qemu, big-endian 32-bit MIPS
     /// too): schema, a user, 64-bit counters through the writer, reading back.
@@ -293,13 +294,64 @@ mod tests {
         let config = WriterConfig { flush_interval: Duration::from_millis(50), ..WriterConfig::default() };
         let writer = Writer::start(store, &quota, config).expect("writer");
         let now = SystemTime::now();
-        writer.delta(Some("alice"), "192.0.2.1".parse().unwrap(), 5_000_000_000, 7, now);
+        let mut ledger = Ledger::new(quota.clone(), &[], now);
+        writer.record(&ledger.charge(Some("alice"), "192.0.2.1".parse().unwrap(), 5_000_000_000, 7, now));
         writer.shutdown();
         let store = Store::open(&path).expect("reopen");
         let rows = store.load_current_usage(&quota, now).expect("usage");
         let mine: Vec<_> = rows.iter().filter(|r| r.subject == Subject::User("alice".into())).collect();
         assert_eq!(mine.len(), 3, "day, week and month rows");
         assert!(mine.iter().all(|r| r.rx == 5_000_000_000 && r.tx == 7));
+        drop(store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// The writer saves the ledger's classification as it is: an IPv6
+    /// client under a /56, on the local date — which differs from the UTC
+    /// date at the chosen instant whenever the local zone is not UTC.
+    #[test]
+    fn the_writer_saves_exactly_what_the_ledger_charged() {
+        let dir = std::env::temp_dir().join(format!("btestd-store-charge-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let path = dir.join("t.db");
+        let store = Store::open(&path).expect("open");
+        // The writer thread runs with the defaults (UTC off, /64): it must not regroup.
+        let writer = Writer::start(store, &QuotaConfig::default(), WriterConfig::default()).expect("writer");
+
+        let midnight = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() / 86_400 * 86_400;
+        let offset = Zone::Local.offset_at(midnight as i64);
+        // Just before a UTC midnight is already tomorrow east of UTC; just after it, still yesterday west.
+        let at = UNIX_EPOCH + Duration::from_secs(if offset > 0 { midnight - 1 } else { midnight });
+        let cfg = QuotaConfig { utc: false, ipv6_prefix: 56, ..QuotaConfig::default() };
+        let mut ledger = Ledger::new(cfg, &[], at);
+        let charge = ledger.charge(Some("alice"), "2001:db8:0:1ff::a".parse().unwrap(), 1_000, 7, at);
+        assert_eq!(charge.ip, IpKey::new("2001:db8:0:100::".parse().unwrap(), 56));
+        assert_eq!(charge.date, Date::in_zone(at, Zone::Local));
+        if offset != 0 {
+            assert_ne!(charge.date, Date::in_zone(at, Zone::Utc), "the local date is not the UTC one");
+        }
+        writer.record(&charge);
+        writer.record(&ledger.charge(None, "2001:db8:0:1ee::b".parse().unwrap(), 2, 3, at));
+        writer.shutdown();
+
+        let store = Store::open(&path).expect("reopen");
+        let all: i64 = store.conn.query_row("SELECT count(*) FROM usage", [], |r| r.get(0)).unwrap();
+        assert_eq!(all, 9, "three period rows each for alice, anonymous and one /56, nothing else");
+        let mut rows: Vec<(Subject, PeriodKey, u64, u64)> = store
+            .usage_rows(&usage::UsageFilter::default(), &charge.date.keys())
+            .expect("rows")
+            .into_iter()
+            .map(|r| (r.subject, r.key, r.rx, r.tx))
+            .collect();
+        rows.sort();
+        let mut want = Vec::new();
+        for key in charge.date.keys() {
+            want.push((Subject::User("alice".into()), key, 1_000, 7));
+            want.push((Subject::Anonymous, key, 2, 3));
+            want.push((Subject::Ip(charge.ip), key, 1_002, 10));
+        }
+        want.sort();
+        assert_eq!(rows, want);
         drop(store);
         let _ = std::fs::remove_dir_all(&dir);
     }

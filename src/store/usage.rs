@@ -6,7 +6,7 @@ use super::error::Result;
 use super::{Store, get_u64};
 use crate::proto::{Direction, Protocol};
 use crate::quota::period::unix_secs;
-use crate::quota::{Date, IpKey, Period, PeriodKey, QuotaConfig, Subject, UsageRow};
+use crate::quota::{Charge, Date, IpKey, Period, PeriodKey, QuotaConfig, Subject, UsageRow};
 use rusqlite::{Connection, params};
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -115,6 +115,13 @@ impl Batch {
         let e = self.deltas.entry((subject, date)).or_insert([0; 2]);
         e[0] = e[0].saturating_add(rx);
         e[1] = e[1].saturating_add(tx);
+    }
+
+    /// Adds what the ledger charged to its user-or-anonymous subject and
+    /// its client address, on its date.
+    pub fn add_charge(&mut self, c: &Charge) {
+        self.add_delta(c.subject.clone(), c.date, c.rx, c.tx);
+        self.add_delta(Subject::Ip(c.ip), c.date, c.rx, c.tx);
     }
 
     pub fn add_session(&mut self, r: SessionRecord) {
@@ -402,6 +409,19 @@ mod tests {
         b.add_delta(Subject::Anonymous, d, 0, 0);
         assert_eq!(b.pending_deltas(), 1);
         assert_eq!(b.deltas[&(Subject::Anonymous, d)], [3000, 4000]);
+    }
+
+    #[test]
+    fn a_charge_is_kept_under_its_own_subjects_and_date() {
+        let mut b = Batch::new(10);
+        let ip = IpKey::new("2001:db8:0:1ff::a".parse().unwrap(), 56);
+        let date = Date { year: 2026, month: 11, day: 25 };
+        let charge = Charge { subject: Subject::User("alice".into()), ip, date, rx: 5, tx: 6, exceeded: None };
+        b.add_charge(&charge);
+        b.add_charge(&charge);
+        let mut got: Vec<_> = b.deltas.iter().map(|((s, d), v)| (s.clone(), *d, *v)).collect();
+        got.sort();
+        assert_eq!(got, [(Subject::User("alice".into()), date, [10, 12]), (Subject::Ip(ip), date, [10, 12])]);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The store writer: one thread owning the daemon's only database
 //! connection, and the event loop's non-blocking handle to it.
 //!
-//! The loop calls [`Writer::delta`] and [`Writer::session`]; they coalesce
+//! The loop calls [`Writer::record`] and [`Writer::session`]; they coalesce
 //! into a loop-local batch and hand it over with `try_lock`, so the loop
 //! never waits for the writer, let alone the disk. Each flush interval the
 //! thread swaps the shared batch out (a pointer swap under the lock) and
@@ -10,17 +10,15 @@
 //! notices configuration changes (`PRAGMA data_version` plus a generation
 //! counter the CLI's triggers bump) and a deleted database file.
 
-use super::config::LimitRow;
 use super::error::{Result, StoreError};
+use super::snapshot::Snapshot;
 use super::usage::Batch;
-use super::users::{UserRecord, users_from};
+use super::users::users_from;
 use super::{OpenOptions, SessionRecord, Store, file_id};
 use crate::auth::Users;
-use crate::quota::period::unix_secs;
-use crate::quota::{Date, IpKey, QuotaConfig, Subject};
-use rusqlite::{TransactionBehavior, params};
-use std::cell::{Cell, RefCell};
-use std::net::IpAddr;
+use crate::quota::{Charge, Date, QuotaConfig};
+use rusqlite::TransactionBehavior;
+use std::cell::RefCell;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
@@ -105,15 +103,12 @@ pub struct Writer {
     thread: Option<JoinHandle<()>>,
     /// Data the shared batch was busy for; handed over on the next call.
     local: RefCell<Batch>,
-    /// (utc, ipv6 prefix) the loop's ledger uses, so rows match it.
-    grouping: Cell<(bool, u8)>,
-    /// Date of the last unix second asked about.
-    clock: Cell<(i64, Date)>,
 }
 
 impl Writer {
     /// Starts the writer thread on `store`'s connection. `quota` is the
-    /// configuration the loop starts with.
+    /// configuration the loop starts with (the thread needs its zone to
+    /// prune old rows).
     pub fn start(store: Store, quota: &QuotaConfig, config: WriterConfig) -> Result<Writer> {
         let snapshot = Snapshot::take(&store)?;
         let data_version = store.data_version()?;
@@ -166,40 +161,17 @@ impl Writer {
             .name("btestd-store".into())
             .spawn(move || worker.run(ctl_rx))
             .map_err(|e| StoreError::Io { path, detail: format!("cannot start the writer thread: {e}") })?;
-        Ok(Writer {
-            shared,
-            ctl,
-            reloads,
-            thread: Some(thread),
-            local: RefCell::new(Batch::new(config.session_cap)),
-            grouping: Cell::new((quota.utc, quota.ipv6_prefix)),
-            clock: Cell::new((i64::MIN, Date { year: 1970, month: 1, day: 1 })),
-        })
+        Ok(Writer { shared, ctl, reloads, thread: Some(thread), local: RefCell::new(Batch::new(config.session_cap)) })
     }
 
-    fn date_at(&self, at: SystemTime) -> Date {
-        let unix = unix_secs(at);
-        let (cached, date) = self.clock.get();
-        if cached == unix {
-            return date;
-        }
-        let zone = crate::quota::Zone::from_utc(self.grouping.get().0);
-        let date = Date::at(unix, zone.offset_at(unix));
-        self.clock.set((unix, date));
-        date
-    }
-
-    /// Queues `rx`/`tx` bytes of a running test for the user's (or the
-    /// anonymous) and the client address's usage rows. Never blocks.
-    pub fn delta(&self, user: Option<&str>, ip: IpAddr, rx: u64, tx: u64, at: SystemTime) {
-        if rx == 0 && tx == 0 {
+    /// Queues what the ledger charged for the usage rows of its subjects
+    /// and day, exactly as the ledger classified them. Never blocks.
+    pub fn record(&self, charge: &Charge) {
+        if charge.rx == 0 && charge.tx == 0 {
             return;
         }
-        let date = self.date_at(at);
-        let prefix = self.grouping.get().1;
         let mut local = self.local.borrow_mut();
-        local.add_delta(Subject::for_user(user), date, rx, tx);
-        local.add_delta(Subject::Ip(IpKey::new(ip, prefix)), date, rx, tx);
+        local.add_charge(charge);
         self.publish(&mut local, false);
     }
 
@@ -235,10 +207,6 @@ impl Writer {
         let mut last = None;
         while let Ok(r) = self.reloads.try_recv() {
             last = Some(r);
-        }
-        if let Some(r) = &last {
-            self.grouping.set((r.quota.utc, r.quota.ipv6_prefix));
-            self.clock.set((i64::MIN, self.clock.get().1));
         }
         last
     }
@@ -301,59 +269,6 @@ impl Drop for Writer {
     }
 }
 
-/// What was last loaded from the database, kept to recreate it if it is
-/// deleted under the daemon.
-struct Snapshot {
-    users: Vec<UserRecord>,
-    limits: Vec<LimitRow>,
-    settings: Vec<(String, String)>,
-    secret: [u8; 32],
-}
-
-impl Snapshot {
-    fn take(store: &Store) -> Result<Snapshot> {
-        Ok(Snapshot {
-            users: store.user_records()?,
-            limits: store.list_limits()?,
-            settings: store.settings()?.into_iter().collect(),
-            secret: store.server_secret()?,
-        })
-    }
-
-    /// Writes what is missing from `store` back (existing rows win).
-    fn restore(&self, store: &mut Store) -> Result<()> {
-        let path = store.path().to_path_buf();
-        let sql = |e| StoreError::from_sql(&path, e);
-        let tx = store.conn_mut().transaction_with_behavior(TransactionBehavior::Immediate).map_err(sql)?;
-        tx.execute(
-            "INSERT OR REPLACE INTO meta(key, value) VALUES('server_secret', ?1)",
-            params![self.secret.as_slice()],
-        )
-        .map_err(sql)?;
-        for u in &self.users {
-            let v = &u.validator;
-            tx.execute(
-                "INSERT OR IGNORE INTO users(name, salt, x_gamma, parity, md5_secret, enabled, created)
-                 VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![u.name, v.salt.as_slice(), v.x_gamma.as_slice(), v.parity, u.md5_secret, u.enabled, u.created],
-            )
-            .map_err(sql)?;
-        }
-        for l in &self.limits {
-            let (scope, subject) = l.scope.columns();
-            tx.execute(
-                "INSERT OR IGNORE INTO limits(scope, subject, period, dir, bytes) VALUES(?1, ?2, ?3, ?4, ?5)",
-                params![scope, subject, l.period.as_str(), l.dir.as_str(), super::config::clamp_i64(l.bytes)],
-            )
-            .map_err(sql)?;
-        }
-        for (k, v) in &self.settings {
-            tx.execute("INSERT OR IGNORE INTO settings(key, value) VALUES(?1, ?2)", params![k, v]).map_err(sql)?;
-        }
-        tx.commit().map_err(sql)
-    }
-}
-
 /// A run of failed commits, logged once at its start and once at its end.
 struct Episode {
     kind: &'static str,
@@ -374,6 +289,10 @@ struct Worker {
     pending: Batch,
     config: WriterConfig,
     snapshot: Snapshot,
+    /// The thread's own copy of the configuration, for the zone old rows
+    /// are pruned in; kept in step by [`Worker::reload`]. A copy because the
+    /// loop's ledger (the one that classifies usage) lives on another
+    /// thread; it only ever differs while a reload is on its way to the loop.
     quota: QuotaConfig,
     data_version: i64,
     generation: i64,
