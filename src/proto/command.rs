@@ -91,6 +91,24 @@ pub struct Command {
     pub local_tx_speed: u32,
 }
 
+#[cfg(test)]
+impl Command {
+    /// A test command with RouterOS's defaults (32 KiB blocks, zeros, no
+    /// speed limits), for unit tests elsewhere in the crate.
+    pub(crate) fn example(proto: Protocol, direction: Direction, conn_count: u8) -> Command {
+        Command {
+            proto,
+            direction,
+            random: false,
+            conn_count,
+            tx_size: 32768,
+            client_buf_size: 0,
+            remote_tx_speed: 0,
+            local_tx_speed: 0,
+        }
+    }
+}
+
 impl Command {
     pub const LEN: usize = 16;
 

@@ -141,16 +141,7 @@ mod tests {
     use crate::proto::Direction;
 
     fn cmd(proto: Protocol, direction: Direction, conn_count: u8, tx_size: u16) -> Command {
-        Command {
-            proto,
-            direction,
-            random: false,
-            conn_count,
-            tx_size,
-            client_buf_size: 0,
-            remote_tx_speed: 0,
-            local_tx_speed: 0,
-        }
+        Command { tx_size, ..Command::example(proto, direction, conn_count) }
     }
 
     fn tcp() -> Command {

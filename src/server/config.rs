@@ -59,7 +59,7 @@ impl Default for Limits {
 }
 
 /// Usage accounting: budgets checked in memory, records written by the
-/// store's writer thread (see [`super::accounting`]).
+/// store's writer thread; its methods are in `accounting.rs`.
 pub struct Accounting {
     pub ledger: crate::quota::Ledger,
     pub writer: crate::store::Writer,

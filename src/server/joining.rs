@@ -59,16 +59,7 @@ mod tests {
     use std::time::{Duration, Instant};
 
     fn cmd(conns: u8) -> Command {
-        Command {
-            proto: Protocol::Tcp,
-            direction: Direction::Both,
-            random: false,
-            conn_count: conns,
-            tx_size: 32768,
-            client_buf_size: 0,
-            remote_tx_speed: 0,
-            local_tx_speed: 0,
-        }
+        Command::example(Protocol::Tcp, Direction::Both, conns)
     }
 
     fn sessions(peer: &str, c: Command) -> (Slab<Session>, usize) {

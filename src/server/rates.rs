@@ -121,16 +121,8 @@ mod tests {
     fn a_tests_own_cap_is_its_asked_rate_under_the_per_test_cap() {
         let now = Instant::now();
         let r = Rates::new(&Limits { max_rate_per_session: 10_000_000, ..Limits::default() }, now);
-        let mut cmd = crate::proto::Command {
-            proto: crate::proto::Protocol::Tcp,
-            direction: crate::proto::Direction::ServerToClient,
-            random: false,
-            conn_count: 0,
-            tx_size: 32768,
-            client_buf_size: 0,
-            remote_tx_speed: 0,
-            local_tx_speed: 0,
-        };
+        use crate::proto::{Command, Direction, Protocol};
+        let mut cmd = Command::example(Protocol::Tcp, Direction::ServerToClient, 0);
         assert_eq!(r.tx_cap(&cmd), 10_000_000, "unlimited ask: the operator's cap");
         cmd.remote_tx_speed = 1_000_000;
         assert_eq!(r.tx_cap(&cmd), 1_000_000);
