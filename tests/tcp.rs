@@ -415,6 +415,16 @@ fn every_direction_and_connection_count_with_ecsrp5() {
 }
 
 #[test]
+fn handshake_state_changes_are_logged_at_debug_level() {
+    let server = Server::start(&["-v", "--user", "tester", "--password", "s3cret"]);
+    let c = client(server.addr, &["--user", "tester", "--password", "s3cret", "--duration", "1"]);
+    assert_eq!(c.code, 0, "{c:?}");
+    server.wait_log("handshake command -> ecsrp5-hello", LOG_WAIT);
+    server.wait_log("handshake ecsrp5-hello -> ecsrp5-confirm", LOG_WAIT);
+    server.wait_log("handshake ecsrp5-confirm -> done", LOG_WAIT);
+}
+
+#[test]
 fn ecsrp5_wrong_password_and_unknown_user_fail_at_confirmation() {
     let server = Server::start(&["--user", "tester", "--password", "s3cret"]);
     let c = client(server.addr, &["--user", "tester", "--password", "wrong", "--duration", "1"]);

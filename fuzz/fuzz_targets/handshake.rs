@@ -32,6 +32,7 @@ use btestd::proto::{Command, reply};
 use btestd::server::handshake::{AuthConfig, Event, Handshake, HandshakeError, State};
 use btestd::stream::OutBuf;
 use libfuzzer_sys::fuzz_target;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::OnceLock;
 
 const USER: &str = "admin";
@@ -43,6 +44,8 @@ const S_B: [u8; 32] = hex32("f86cb9078738c370f07e8d3b583bad38c275f34aed056ad6ea8
 const CHALLENGE: [u8; 16] = hex16("ad32d6f94d28161625f2f390bb895637");
 /// Seeds decoy validators for unknown users.
 const SERVER_SECRET: [u8; 32] = [0x5e; 32];
+/// The client's address, which the handshake names in its log lines.
+const PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 40000);
 
 /// User tables indexed by `enabled as usize | (md5 as usize) << 1`; the
 /// validator costs a scalar multiplication, so they are built once.
@@ -130,7 +133,7 @@ fuzz_target!(|data: &[u8]| {
     let join_byte = *join_byte;
     let mut split = Splitter(u32::from(*split_seed) * 0x0101_0101 | u32::from(*split_seed != 0));
 
-    let mut hs = Handshake::new();
+    let mut hs = Handshake::new(PEER);
     let mut out = OutBuf::new();
     // The server queues HELLO on accept, before the handshake reads anything.
     assert!(out.push(&reply::HELLO));

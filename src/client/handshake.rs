@@ -3,6 +3,7 @@
 
 use super::ClientError;
 use crate::auth::{ecsrp5, md5};
+use crate::proto::frame::{self, FrameError};
 use crate::proto::{Command, Reply, command, reply};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -103,30 +104,36 @@ fn md5_exchange(s: &mut TcpStream, creds: &Credentials) -> Result<(), ClientErro
     send(s, &resp, "MD5 response")
 }
 
+/// Reads one `[len][payload]` frame, never a byte past it.
 fn read_frame(s: &mut TcpStream, what: &'static str) -> Result<Vec<u8>, ClientError> {
-    let [len] = read_exact::<1>(s, what)?;
-    // A failure reply arrives where a frame was expected: `00 00 00 00`.
-    if len == 0 {
-        return Err(ClientError::Refused);
+    let mut buf = Vec::with_capacity(frame::MAX_LEN);
+    loop {
+        match frame::parse(&buf) {
+            // A failure reply arrives where a frame was expected: `00 00 00 00`.
+            Ok(([], _)) => return Err(ClientError::Refused),
+            Ok((payload, _)) => return Ok(payload.to_vec()),
+            Err(FrameError::Incomplete { more }) => {
+                let start = buf.len();
+                buf.resize(start + more, 0);
+                s.read_exact(&mut buf[start..]).map_err(|e| handshake_error(what, e))?;
+            }
+            Err(e) => return Err(ClientError::Protocol(format!("{what}: {e}"))),
+        }
     }
-    let mut b = vec![0u8; usize::from(len)];
-    s.read_exact(&mut b).map_err(|e| handshake_error(what, e))?;
-    Ok(b)
 }
 
 fn ecsrp5_exchange(s: &mut TcpStream, creds: &Credentials) -> Result<(), ClientError> {
     let s_a = crate::sysrand::bytes::<32>();
     let (mut hs, msg1) = ecsrp5::ClientHandshake::start(creds.user.as_bytes(), creds.password.as_bytes(), &s_a)
-        .map_err(|e| ClientError::Protocol(format!("EC-SRP5: {e}")))?;
-    let len = u8::try_from(msg1.len()).map_err(|_| ClientError::Protocol("user name too long for EC-SRP5".into()))?;
-    let mut frame = vec![len];
-    frame.extend_from_slice(&msg1);
-    send(s, &frame, "EC-SRP5 client hello")?;
+        .map_err(ClientError::EcSrp5)?;
+    let mut out = Vec::with_capacity(frame::MAX_LEN);
+    frame::emit(&msg1, &mut out).map_err(|_| ClientError::Protocol("user name too long for EC-SRP5".into()))?;
+    send(s, &out, "EC-SRP5 client hello")?;
     let msg2 = read_frame(s, "EC-SRP5 server hello")?;
-    let cc = hs.on_server_hello(&msg2).map_err(|e| ClientError::Protocol(format!("EC-SRP5: {e}")))?;
-    let mut frame = vec![32u8];
-    frame.extend_from_slice(&cc);
-    send(s, &frame, "EC-SRP5 confirmation")?;
+    let cc = hs.on_server_hello(&msg2).map_err(ClientError::EcSrp5)?;
+    out.clear();
+    frame::emit(&cc, &mut out).map_err(|e| ClientError::Protocol(format!("EC-SRP5 confirmation: {e}")))?;
+    send(s, &out, "EC-SRP5 confirmation")?;
     let server_cc = read_frame(s, "EC-SRP5 server confirmation")?;
     hs.verify_server(&server_cc).map_err(|_| ClientError::ServerProof)
 }

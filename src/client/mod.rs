@@ -9,6 +9,7 @@ pub mod report;
 
 pub use handshake::Credentials;
 
+use crate::auth::ecsrp5::EcSrpError;
 use crate::cpu::CpuSampler;
 use crate::pacer::TokenBucket;
 use crate::proto::{Command, Direction, Protocol};
@@ -70,6 +71,9 @@ pub enum ClientError {
     /// The server hung up while we waited for this message.
     Closed(&'static str),
     Protocol(String),
+    /// An EC-SRP5 message could not be built or did not check out (shown
+    /// as a protocol error).
+    EcSrp5(EcSrpError),
     /// The server asked for credentials (scheme named) and none were given.
     AuthRequired(&'static str),
     /// The server answered `00 00 00 00`: wrong credentials or refused by a limit.
@@ -92,6 +96,7 @@ impl fmt::Display for ClientError {
                 "the server closed the connection instead of sending the {what} (refused: address not allowed, banned, or too many connections; see the server's log)"
             ),
             ClientError::Protocol(m) => write!(f, "protocol error: {m}"),
+            ClientError::EcSrp5(e) => write!(f, "protocol error: EC-SRP5: {e}"),
             ClientError::AuthRequired(s) => {
                 write!(f, "the server requires authentication ({s}); give --user and --password")
             }

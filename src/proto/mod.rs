@@ -6,11 +6,13 @@
 //! code here depends on the host's byte order.
 
 pub mod command;
+pub mod frame;
 pub mod reply;
 pub mod status;
 pub mod udp;
 
 pub use command::{Command, Direction, Protocol};
+pub use frame::FrameError;
 pub use reply::Reply;
 pub use status::{Status, StatusScanner};
 

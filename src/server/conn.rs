@@ -60,7 +60,7 @@ pub enum Read {
 
 impl Pending {
     pub fn new(stream: Stream, peer: SocketAddr) -> Pending {
-        Pending { stream, peer, role: Role::Handshake { hs: Box::default(), deadline: None } }
+        Pending { stream, peer, role: Role::Handshake { hs: Box::new(Handshake::new(peer)), deadline: None } }
     }
 
     /// The live deadline of the current role, as `Timers::schedule` keeps it.

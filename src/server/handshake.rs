@@ -3,9 +3,12 @@
 //! replies into an [`OutBuf`]; sockets and admission live in the caller.
 
 use crate::auth::{Scheme, Users, ecsrp5, md5};
+use crate::proto::frame::{self, FrameError};
 use crate::proto::{Command, ProtoError, reply};
 use crate::stream::OutBuf;
+use ecsrp5::{EcSrpError, Message};
 use std::fmt;
+use std::net::SocketAddr;
 
 /// Where the handshake is.
 pub enum State {
@@ -21,15 +24,21 @@ pub enum State {
     Done,
 }
 
-impl fmt::Display for State {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl State {
+    fn name(&self) -> &'static str {
+        match self {
             State::Command => "command",
             State::Md5 { .. } => "md5-response",
             State::EcHello { .. } => "ecsrp5-hello",
             State::EcConfirm { .. } => "ecsrp5-confirm",
             State::Done => "done",
-        })
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
@@ -49,10 +58,42 @@ pub enum Event {
 pub enum HandshakeError {
     /// Malformed command: close without a reply.
     Proto(ProtoError),
-    /// A malformed authentication message.
-    BadAuthMessage(&'static str),
+    /// A malformed authentication message: close without a reply.
+    BadAuthMessage(AuthMessageError),
     /// Credentials refused; `00 00 00 00` has been queued.
     AuthFailed { user: String, reason: AuthFailure },
+}
+
+/// What was wrong with an authentication message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMessageError {
+    /// The MD5 response is not exactly [`md5::RESPONSE_LEN`] bytes.
+    Md5Length { got: usize },
+    /// The `[len][payload]` frame of this EC-SRP5 message is unusable.
+    Frame { message: Message, error: FrameError },
+    /// An EC-SRP5 message failed a check of its contents.
+    EcSrp5(EcSrpError),
+    /// A message arrived after the handshake had finished.
+    AfterHandshake,
+}
+
+impl fmt::Display for AuthMessageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AuthMessageError::Md5Length { got } => {
+                write!(f, "MD5 response is {got} bytes, expected {}", md5::RESPONSE_LEN)
+            }
+            AuthMessageError::Frame { message, error } => write!(f, "EC-SRP5 {message}: {error}"),
+            AuthMessageError::EcSrp5(e) => write!(f, "{e}"),
+            AuthMessageError::AfterHandshake => f.write_str("data after handshake"),
+        }
+    }
+}
+
+impl From<EcSrpError> for AuthMessageError {
+    fn from(e: EcSrpError) -> Self {
+        AuthMessageError::EcSrp5(e)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,20 +141,19 @@ pub struct AuthConfig<'a> {
 
 /// A connection's handshake: state plus the bytes of the message being read.
 pub struct Handshake {
+    peer: SocketAddr,
     state: State,
-    buf: [u8; 256],
+    /// Large enough for the longest message: a full EC-SRP5 frame.
+    buf: [u8; frame::MAX_LEN],
     have: usize,
 }
 
-impl Default for Handshake {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+const _: () = assert!(frame::MAX_LEN >= Command::LEN && frame::MAX_LEN >= md5::RESPONSE_LEN);
 
 impl Handshake {
-    pub fn new() -> Handshake {
-        Handshake { state: State::Command, buf: [0; 256], have: 0 }
+    /// A handshake with the client at `peer` (named in log lines).
+    pub fn new(peer: SocketAddr) -> Handshake {
+        Handshake { peer, state: State::Command, buf: [0; frame::MAX_LEN], have: 0 }
     }
 
     pub fn state(&self) -> &State {
@@ -138,16 +178,21 @@ impl Handshake {
         match self.state {
             State::Command => Command::LEN,
             State::Md5 { .. } => md5::RESPONSE_LEN,
-            // One length byte, then that many bytes.
-            State::EcHello { .. } | State::EcConfirm { .. } => {
-                if self.have == 0 {
-                    1
-                } else {
-                    1 + usize::from(self.buf[0])
-                }
-            }
+            State::EcHello { .. } | State::EcConfirm { .. } => match frame::parse(&self.buf[..self.have]) {
+                Err(FrameError::Incomplete { more }) => self.have + more,
+                // The frame is complete (and `have` never runs past it).
+                _ => self.have,
+            },
             State::Done => 0,
         }
+    }
+
+    /// The one place the state changes.
+    fn set_state(&mut self, from: &'static str, to: State) {
+        if from != to.name() {
+            log::debug!("{}: handshake {from} -> {to}", self.peer);
+        }
+        self.state = to;
     }
 
     /// Handles the complete message in the buffer. `is_join` tells whether
@@ -160,91 +205,120 @@ impl Handshake {
         rand: &mut dyn FnMut(&mut [u8]),
         out: &mut OutBuf,
     ) -> Result<Event, HandshakeError> {
-        let msg_len = self.have;
-        self.have = 0;
-        let msg = &self.buf[..msg_len];
+        let msg_len = std::mem::take(&mut self.have);
         let state = std::mem::replace(&mut self.state, State::Done);
-        match state {
-            State::Command => {
-                let raw: [u8; 16] = crate::proto::take(msg).map_err(HandshakeError::Proto)?;
-                if is_join(&raw) {
-                    return Ok(Event::Join(raw));
-                }
-                let cmd = Command::parse(&raw).map_err(HandshakeError::Proto)?;
-                match auth.scheme {
-                    None => Ok(Event::Ready { cmd, user: None }),
-                    Some(Scheme::Md5) => {
-                        let mut challenge = [0u8; md5::CHALLENGE_LEN];
-                        rand(&mut challenge);
-                        out.push(&reply::MD5_CHALLENGE);
-                        out.push(&challenge);
-                        self.state = State::Md5 { cmd, challenge };
-                        Ok(Event::Continue)
-                    }
-                    Some(Scheme::EcSrp5) => {
-                        out.push(&reply::ECSRP5);
-                        self.state = State::EcHello { cmd };
-                        Ok(Event::Continue)
-                    }
-                }
-            }
-            State::Md5 { cmd, challenge } => {
-                let resp = md5::Response::parse(msg).ok_or(HandshakeError::BadAuthMessage("MD5 response length"))?;
-                let name = String::from_utf8_lossy(resp.username).into_owned();
-                let verdict = match auth.users.get(resp.username) {
-                    None => Err(AuthFailure::UnknownUser),
-                    Some(u) => match &u.md5_password {
-                        None => Err(AuthFailure::NoMd5Secret),
-                        Some(p) if !md5::verify(&resp, p, &challenge) => Err(AuthFailure::WrongPassword),
-                        Some(_) if !u.enabled => Err(AuthFailure::Disabled),
-                        Some(_) => Ok(()),
-                    },
-                };
-                finish(verdict, cmd, name, out)
-            }
-            State::EcHello { cmd } => {
-                let payload = &msg[1.min(msg.len())..];
-                let hello = ecsrp5::parse_client_hello(payload)
-                    .map_err(|_| HandshakeError::BadAuthMessage("EC-SRP5 client hello"))?;
-                let name = String::from_utf8_lossy(hello.username).into_owned();
-                let known = auth.users.get(hello.username);
-                let validator = match known {
-                    Some(u) => u.validator.clone(),
-                    None => ecsrp5::Validator::decoy(auth.secret, hello.username),
-                };
-                let mut s_b = [0u8; 32];
-                rand(&mut s_b);
-                let (exchange, msg2) = ecsrp5::ServerHandshake::start(&validator, &hello, &s_b)
-                    .map_err(|_| HandshakeError::BadAuthMessage("EC-SRP5 client public key is not a curve point"))?;
-                out.push(&[msg2.len() as u8]);
-                out.push(&msg2);
-                self.state =
-                    State::EcConfirm { cmd, user: known.map(|u| u.name.clone()), name, exchange: Box::new(exchange) };
-                Ok(Event::Continue)
-            }
-            State::EcConfirm { cmd, user, name, exchange } => {
-                let payload = &msg[1.min(msg.len())..];
-                if payload.len() != 32 {
-                    return Err(HandshakeError::BadAuthMessage("EC-SRP5 confirmation length"));
-                }
-                let verdict = match (exchange.finish(payload), &user) {
-                    (_, None) => Err(AuthFailure::UnknownUser),
-                    (Err(_), Some(_)) => Err(AuthFailure::WrongPassword),
-                    (Ok(server_cc), Some(u)) => {
-                        if auth.users.get(u.as_bytes()).is_some_and(|u| u.enabled) {
-                            out.push(&[32]);
-                            out.push(&server_cc);
-                            Ok(())
-                        } else {
-                            Err(AuthFailure::Disabled)
-                        }
-                    }
-                };
-                finish(verdict, cmd, name, out)
-            }
-            State::Done => Err(HandshakeError::BadAuthMessage("data after handshake")),
-        }
+        let from = state.name();
+        let (next, result) = match advance(state, &self.buf[..msg_len], auth, is_join, rand, out) {
+            Ok((event, next)) => (next, Ok(event)),
+            Err(e) => (State::Done, Err(e)),
+        };
+        self.set_state(from, next);
+        result
     }
+}
+
+/// The state after `msg` arrived in `state`, with the event for the caller.
+fn advance(
+    state: State,
+    msg: &[u8],
+    auth: &AuthConfig<'_>,
+    is_join: impl FnOnce(&[u8; 16]) -> bool,
+    rand: &mut dyn FnMut(&mut [u8]),
+    out: &mut OutBuf,
+) -> Result<(Event, State), HandshakeError> {
+    use HandshakeError::BadAuthMessage;
+    match state {
+        State::Command => {
+            let raw: [u8; 16] = crate::proto::take(msg).map_err(HandshakeError::Proto)?;
+            if is_join(&raw) {
+                return Ok((Event::Join(raw), State::Done));
+            }
+            let cmd = Command::parse(&raw).map_err(HandshakeError::Proto)?;
+            match auth.scheme {
+                None => Ok((Event::Ready { cmd, user: None }, State::Done)),
+                Some(Scheme::Md5) => {
+                    let mut challenge = [0u8; md5::CHALLENGE_LEN];
+                    rand(&mut challenge);
+                    out.push(&reply::MD5_CHALLENGE);
+                    out.push(&challenge);
+                    Ok((Event::Continue, State::Md5 { cmd, challenge }))
+                }
+                Some(Scheme::EcSrp5) => {
+                    out.push(&reply::ECSRP5);
+                    Ok((Event::Continue, State::EcHello { cmd }))
+                }
+            }
+        }
+        State::Md5 { cmd, challenge } => {
+            let resp =
+                md5::Response::parse(msg).ok_or(BadAuthMessage(AuthMessageError::Md5Length { got: msg.len() }))?;
+            let name = String::from_utf8_lossy(resp.username).into_owned();
+            let verdict = match auth.users.get(resp.username) {
+                None => Err(AuthFailure::UnknownUser),
+                Some(u) => match &u.md5_password {
+                    None => Err(AuthFailure::NoMd5Secret),
+                    Some(p) if !md5::verify(&resp, p, &challenge) => Err(AuthFailure::WrongPassword),
+                    Some(_) if !u.enabled => Err(AuthFailure::Disabled),
+                    Some(_) => Ok(()),
+                },
+            };
+            finish(verdict, cmd, name, out)
+        }
+        State::EcHello { cmd } => {
+            let payload = payload(msg, Message::ClientHello)?;
+            let hello = ecsrp5::parse_client_hello(payload).map_err(|e| BadAuthMessage(e.into()))?;
+            let name = String::from_utf8_lossy(hello.username).into_owned();
+            let known = auth.users.get(hello.username);
+            let validator = match known {
+                Some(u) => u.validator.clone(),
+                None => ecsrp5::Validator::decoy(auth.secret, hello.username),
+            };
+            let mut s_b = [0u8; 32];
+            rand(&mut s_b);
+            let (exchange, msg2) =
+                ecsrp5::ServerHandshake::start(&validator, &hello, &s_b).map_err(|e| BadAuthMessage(e.into()))?;
+            push_frame(&msg2, Message::ServerHello, out)?;
+            let user = known.map(|u| u.name.clone());
+            Ok((Event::Continue, State::EcConfirm { cmd, user, name, exchange: Box::new(exchange) }))
+        }
+        State::EcConfirm { cmd, user, name, exchange } => {
+            let payload = payload(msg, Message::ClientProof)?;
+            let verdict = match (exchange.finish(payload), &user) {
+                // A confirmation of the wrong length is malformed, whoever sent it.
+                (Err(e @ (EcSrpError::Truncated { .. } | EcSrpError::BadLength { .. })), _) => {
+                    return Err(BadAuthMessage(e.into()));
+                }
+                (_, None) => Err(AuthFailure::UnknownUser),
+                (Err(_), Some(_)) => Err(AuthFailure::WrongPassword),
+                (Ok(server_cc), Some(u)) => {
+                    if auth.users.get(u.as_bytes()).is_some_and(|u| u.enabled) {
+                        push_frame(&server_cc, Message::ServerProof, out)?;
+                        Ok(())
+                    } else {
+                        Err(AuthFailure::Disabled)
+                    }
+                }
+            };
+            finish(verdict, cmd, name, out)
+        }
+        State::Done => Err(BadAuthMessage(AuthMessageError::AfterHandshake)),
+    }
+}
+
+/// The payload of the EC-SRP5 `message` framed in `msg`.
+fn payload(msg: &[u8], message: Message) -> Result<&[u8], HandshakeError> {
+    frame::parse(msg)
+        .map(|(payload, _)| payload)
+        .map_err(|error| HandshakeError::BadAuthMessage(AuthMessageError::Frame { message, error }))
+}
+
+/// Queues `payload` as the frame of the EC-SRP5 `message`.
+fn push_frame(payload: &[u8], message: Message, out: &mut OutBuf) -> Result<(), HandshakeError> {
+    let mut framed = Vec::with_capacity(frame::MAX_LEN);
+    frame::emit(payload, &mut framed)
+        .map_err(|error| HandshakeError::BadAuthMessage(AuthMessageError::Frame { message, error }))?;
+    out.push(&framed);
+    Ok(())
 }
 
 fn finish(
@@ -252,9 +326,9 @@ fn finish(
     cmd: Command,
     user: String,
     out: &mut OutBuf,
-) -> Result<Event, HandshakeError> {
+) -> Result<(Event, State), HandshakeError> {
     match verdict {
-        Ok(()) => Ok(Event::Ready { cmd, user: Some(user) }),
+        Ok(()) => Ok((Event::Ready { cmd, user: Some(user) }, State::Done)),
         Err(reason) => {
             out.push(&reply::FAILED);
             Err(HandshakeError::AuthFailed { user, reason })
@@ -269,6 +343,7 @@ mod tests {
     use crate::proto::{Direction, Protocol};
 
     const SECRET: [u8; 32] = [9; 32];
+    const PEER: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 40000);
 
     fn cmd() -> Command {
         Command {
@@ -323,7 +398,7 @@ mod tests {
     fn no_auth_accepts_a_valid_command() {
         let u = Users::default();
         let auth = AuthConfig { scheme: None, users: &u, secret: &SECRET };
-        let mut hs = Handshake::new();
+        let mut hs = Handshake::new(PEER);
         let mut out = OutBuf::new();
         let ev = feed(&mut hs, &auth, &cmd().emit(), &mut out).unwrap();
         assert_eq!(ev, Event::Ready { cmd: cmd(), user: None });
@@ -334,7 +409,7 @@ mod tests {
     fn join_request_is_recognised_before_parsing() {
         let u = Users::default();
         let auth = AuthConfig { scheme: Some(Scheme::Md5), users: &u, secret: &SECRET };
-        let mut hs = Handshake::new();
+        let mut hs = Handshake::new(PEER);
         let raw = crate::proto::command::emit_join(0x1234);
         hs.want().copy_from_slice(&raw);
         assert!(hs.filled(16));
@@ -347,14 +422,14 @@ mod tests {
         let u = Users::default();
         let auth = AuthConfig { scheme: None, users: &u, secret: &SECRET };
         let mut out = OutBuf::new();
-        let err = feed(&mut Handshake::new(), &auth, &[7u8; 16], &mut out).unwrap_err();
+        let err = feed(&mut Handshake::new(PEER), &auth, &[7u8; 16], &mut out).unwrap_err();
         assert_eq!(err, HandshakeError::Proto(ProtoError::BadProtocol(7)));
         assert!(out.is_empty());
     }
 
     fn md5_round(u: &Users, user: &[u8], password: &[u8]) -> (Result<Event, HandshakeError>, Vec<u8>) {
         let auth = AuthConfig { scheme: Some(Scheme::Md5), users: u, secret: &SECRET };
-        let mut hs = Handshake::new();
+        let mut hs = Handshake::new(PEER);
         let mut out = OutBuf::new();
         assert_eq!(feed(&mut hs, &auth, &cmd().emit(), &mut out), Ok(Event::Continue));
         let sent = drain(&mut out);
@@ -386,7 +461,7 @@ mod tests {
 
     fn ecsrp5_round(u: &Users, user: &[u8], password: &[u8]) -> (Result<Event, HandshakeError>, Vec<u8>) {
         let auth = AuthConfig { scheme: Some(Scheme::EcSrp5), users: u, secret: &SECRET };
-        let mut hs = Handshake::new();
+        let mut hs = Handshake::new(PEER);
         let mut out = OutBuf::new();
         assert_eq!(feed(&mut hs, &auth, &cmd().emit(), &mut out), Ok(Event::Continue));
         assert_eq!(drain(&mut out), reply::ECSRP5);
@@ -434,12 +509,12 @@ mod tests {
         let u = users(false, true);
         let auth = AuthConfig { scheme: Some(Scheme::EcSrp5), users: &u, secret: &SECRET };
         // Zero-length hello.
-        let mut hs = Handshake::new();
+        let mut hs = Handshake::new(PEER);
         let mut out = OutBuf::new();
         feed(&mut hs, &auth, &cmd().emit(), &mut out).unwrap();
         assert!(matches!(feed(&mut hs, &auth, &[0], &mut out), Err(HandshakeError::BadAuthMessage(_))));
         // Hello with a point that is not on the curve (u = 2 has no point? try until one fails).
-        let mut hs = Handshake::new();
+        let mut hs = Handshake::new(PEER);
         feed(&mut hs, &auth, &cmd().emit(), &mut out).unwrap();
         let mut hello = vec![39u8];
         hello.extend_from_slice(b"alice\0");
@@ -452,11 +527,127 @@ mod tests {
         assert!(matches!(r, Err(HandshakeError::BadAuthMessage(_))), "{r:?}");
         // Garbage of every length never panics.
         for len in 0..=255usize {
-            let mut hs = Handshake::new();
+            let mut hs = Handshake::new(PEER);
             feed(&mut hs, &auth, &cmd().emit(), &mut out).unwrap();
             let mut frame = vec![len as u8];
             frame.extend((0..len).map(|i| (i * 37 + len) as u8));
             let _ = feed(&mut hs, &auth, &frame, &mut out);
         }
+    }
+
+    /// Moves a fresh EC-SRP5 handshake past the command.
+    fn ecsrp5_hello_state(auth: &AuthConfig) -> Handshake {
+        let mut hs = Handshake::new(PEER);
+        let mut out = OutBuf::new();
+        feed(&mut hs, auth, &cmd().emit(), &mut out).unwrap();
+        assert_eq!(hs.state().to_string(), "ecsrp5-hello");
+        hs
+    }
+
+    #[test]
+    fn malformed_messages_name_the_failed_check() {
+        let u = users(false, true);
+        let auth = AuthConfig { scheme: Some(Scheme::EcSrp5), users: &u, secret: &SECRET };
+        let mut out = OutBuf::new();
+
+        let mut hs = ecsrp5_hello_state(&auth);
+        let err = feed(&mut hs, &auth, &[0], &mut out).unwrap_err();
+        assert_eq!(
+            err,
+            HandshakeError::BadAuthMessage(AuthMessageError::EcSrp5(EcSrpError::Truncated {
+                message: Message::ClientHello,
+                expected: 33,
+                got: 0
+            }))
+        );
+        assert_eq!(
+            err.to_string(),
+            "malformed authentication message: EC-SRP5 message 1 (client hello): 0 bytes after the username, \
+             need 33 (truncated)"
+        );
+        assert_eq!(hs.state().to_string(), "done");
+
+        let mut hs = ecsrp5_hello_state(&auth);
+        let mut hello = vec![39u8];
+        hello.extend_from_slice(b"alice\0");
+        let mut x = [0u8; 32];
+        x[31] = 2;
+        hello.extend_from_slice(&x);
+        hello.push(0);
+        let err = feed(&mut hs, &auth, &hello, &mut out).unwrap_err();
+        assert_eq!(
+            err,
+            HandshakeError::BadAuthMessage(AuthMessageError::EcSrp5(EcSrpError::NotOnCurve {
+                message: Message::ClientHello
+            }))
+        );
+        assert!(
+            err.to_string().starts_with(
+                "malformed authentication message: EC-SRP5 message 1 (client hello): public key is not a curve point"
+            ),
+            "{err}"
+        );
+        assert!(out.is_empty(), "a malformed message gets no reply");
+
+        let mut hs = Handshake::new(PEER);
+        hs.state = State::Done;
+        let err = hs.step(&auth, |_| false, &mut fixed_rand, &mut out).unwrap_err();
+        assert_eq!(err, HandshakeError::BadAuthMessage(AuthMessageError::AfterHandshake));
+        assert_eq!(err.to_string(), "malformed authentication message: data after handshake");
+    }
+
+    #[test]
+    fn confirmation_of_the_wrong_length_is_malformed_without_reply() {
+        let u = users(false, true);
+        let auth = AuthConfig { scheme: Some(Scheme::EcSrp5), users: &u, secret: &SECRET };
+        // A known user and one that gets a decoy.
+        for name in [&b"alice"[..], b"mallory"] {
+            for len in [0usize, 31, 33, 255] {
+                let mut hs = ecsrp5_hello_state(&auth);
+                let mut out = OutBuf::new();
+                let (_, msg1) = ecsrp5::ClientHandshake::start(name, b"wonder", &[3; 32]).unwrap();
+                let mut frame = vec![msg1.len() as u8];
+                frame.extend_from_slice(&msg1);
+                assert_eq!(feed(&mut hs, &auth, &frame, &mut out), Ok(Event::Continue));
+                assert_eq!(hs.state().to_string(), "ecsrp5-confirm");
+                drain(&mut out);
+                let mut frame = vec![len as u8];
+                frame.resize(1 + len, 0xee);
+                let expected = if len < 32 {
+                    EcSrpError::Truncated { message: Message::ClientProof, expected: 32, got: len }
+                } else {
+                    EcSrpError::BadLength { message: Message::ClientProof, expected: 32, got: len }
+                };
+                let r = feed(&mut hs, &auth, &frame, &mut out);
+                assert_eq!(r, Err(HandshakeError::BadAuthMessage(AuthMessageError::EcSrp5(expected))));
+                assert!(out.is_empty(), "len {len}: no reply to a malformed confirmation");
+            }
+        }
+    }
+
+    #[test]
+    fn ecsrp5_reads_never_run_past_the_frame() {
+        let u = users(false, true);
+        let auth = AuthConfig { scheme: Some(Scheme::EcSrp5), users: &u, secret: &SECRET };
+        let mut hs = ecsrp5_hello_state(&auth);
+        assert_eq!(hs.want().len(), 1, "the length byte first");
+        hs.want()[0] = 5;
+        assert!(!hs.filled(1));
+        assert_eq!(hs.want().len(), 5);
+        hs.want()[..2].copy_from_slice(b"ab");
+        assert!(!hs.filled(2));
+        assert_eq!(hs.want().len(), 3);
+        hs.want().copy_from_slice(b"cde");
+        assert!(hs.filled(3));
+        assert!(hs.want().is_empty(), "complete: nothing more is read before step");
+    }
+
+    #[test]
+    fn auth_message_errors_are_printable() {
+        assert_eq!(AuthMessageError::Md5Length { got: 47 }.to_string(), "MD5 response is 47 bytes, expected 48");
+        let e = AuthMessageError::Frame { message: Message::ClientHello, error: FrameError::Incomplete { more: 3 } };
+        assert_eq!(e.to_string(), "EC-SRP5 message 1 (client hello): frame incomplete: 3 more bytes needed");
+        let e = HandshakeError::BadAuthMessage(EcSrpError::BadValidator.into());
+        assert!(e.to_string().starts_with("malformed authentication message: EC-SRP5 stored validator"), "{e}");
     }
 }

@@ -92,7 +92,7 @@ impl fmt::Display for EcSrpError {
             }
             EcSrpError::NotOnCurve { message } => write!(
                 f,
-                "EC-SRP5 {message}: public key is not a point on Curve25519 \
+                "EC-SRP5 {message}: public key is not a curve point of Curve25519 \
                  (corrupt or forged message)"
             ),
             EcSrpError::BadValidator => write!(
