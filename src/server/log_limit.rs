@@ -100,8 +100,7 @@ mod tests {
 
     #[test]
     fn quiet_allows_a_burst_per_second_then_resets() {
-        let t0 = Instant::now();
-        let mut q = Quiet::default();
+        let (t0, mut q) = (Instant::now(), Quiet::default());
         let allowed = (0..100).filter(|_| q.allow(t0)).count();
         assert_eq!(allowed, Quiet::PER_SECOND as usize);
         assert_eq!(q.suppressed, 100 - Quiet::PER_SECOND);

@@ -473,6 +473,7 @@ fn tcp_block(tx_size: u16) -> u16 {
 mod tests {
     use super::*;
     use crate::proto::{Direction, Protocol};
+    use crate::server::rates::Rates;
 
     fn cmd(conns: u8) -> Command {
         Command::example(Protocol::Tcp, Direction::Both, conns)
@@ -544,12 +545,18 @@ mod tests {
         assert_eq!(s.peer_closed(t0), Err(EndReason::PeerClosed));
     }
 
+    /// A running one-connection session and the client's end of it.
+    fn running_with_conn(t0: Instant) -> (Session, std::net::TcpStream) {
+        let mut s = session(0, Duration::ZERO, t0);
+        let (stream, client) = pair();
+        s.attach(1, stream);
+        s.start(t0);
+        (s, client)
+    }
+
     #[test]
     fn uncharged_bytes_are_handed_out_once() {
-        let t0 = Instant::now();
-        let mut s = session(0, Duration::ZERO, t0);
-        let (stream, _client) = pair();
-        s.attach(1, stream);
+        let (mut s, _client) = running_with_conn(Instant::now());
         s.conns[0].stream.rx_bytes = 1000;
         s.conns[0].stream.tx_bytes = 10;
         assert_eq!(s.take_uncharged(), (1000, 10));
@@ -560,16 +567,29 @@ mod tests {
     }
 
     #[test]
-    fn statuses_report_each_connections_bytes_since_the_last() {
+    fn the_status_reports_the_bytes_read_since_the_last_one() {
+        use std::io::{Read, Write};
         let t0 = Instant::now();
-        let mut s = session(0, Duration::ZERO, t0);
-        let (stream, _client) = pair();
-        s.attach(1, stream);
-        s.start(t0);
-        s.conns[0].stream.rx_bytes = 0;
-        s.queue_statuses(Some(7), 0, t0 + Duration::from_secs(1));
-        assert_eq!(s.status_seq, 2);
-        assert!(s.conns[0].stream.has_pending());
+        let (mut s, mut client) = running_with_conn(t0);
+        // The server only receives: nothing but statuses goes out.
+        s.cmd.direction = Direction::ClientToServer;
+        let limits = crate::server::Limits::default();
+        let (mut bufs, mut rates, mut ready) = (Buffers::new(), Rates::new(&limits, t0), Vec::new());
+        let mut io = Io { now: t0, bufs: &mut bufs, rates: &mut rates, ready: &mut ready, skey: 0 };
+        client.write_all(&[0u8; 1000]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while s.bytes().0 < 1000 && Instant::now() < deadline {
+            s.read(0, &mut io).unwrap();
+        }
+        assert_eq!(s.bytes().0, 1000);
+        for (second, expect) in [(1, 1000u32), (2, 0)] {
+            s.queue_statuses(Some(7), 0, t0 + Duration::from_secs(second));
+            s.write(0, &mut io).unwrap();
+            let mut st = [0u8; Status::LEN];
+            client.read_exact(&mut st).unwrap();
+            let st = Status::parse(&st).unwrap();
+            assert_eq!((st.seq, st.bytes, st.cpu), (second as u32, expect, Some(7)));
+        }
     }
 
     #[test]
