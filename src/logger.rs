@@ -29,12 +29,59 @@ impl log::Log for StderrLogger {
             line.push_str(&timestamp(since.as_secs(), since.subsec_micros()));
             line.push(' ');
         }
-        let _ = writeln!(line, "[{}] {}", record.level(), record.args());
+        let _ = write!(line, "[{}] ", record.level());
+        let start = line.len();
+        let _ = write!(line, "{}", record.args());
+        // A control byte in a message (a peer's newline, a terminal escape)
+        // must not start a forged line or reach the operator's terminal.
+        if line[start..].bytes().any(|b| b < 0x20 || b == 0x7f) {
+            let msg = line.split_off(start);
+            let _ = write!(line, "{}", Escaped::controls(&msg));
+        }
+        line.push('\n');
         // One write per line, so lines from the writer thread never interleave.
         let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 
     fn flush(&self) {}
+}
+
+/// A string as it may appear in a log line: bytes below 0x20, 0x7f and
+/// (for strings a peer chose) bytes from 0x80 up are written as `\xNN`, as
+/// nginx and OpenSSH do, so a peer can neither forge a line nor send the
+/// operator's terminal an escape sequence.
+pub struct Escaped<'a> {
+    text: &'a str,
+    high: bool,
+}
+
+impl<'a> Escaped<'a> {
+    /// For strings a peer chose (user names, anything off the wire).
+    pub fn peer(text: &'a str) -> Escaped<'a> {
+        Escaped { text, high: true }
+    }
+
+    /// For btestd's own messages: only control bytes are escaped.
+    fn controls(text: &'a str) -> Escaped<'a> {
+        Escaped { text, high: false }
+    }
+}
+
+impl std::fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut rest = self.text;
+        while let Some(i) = rest.bytes().position(|b| b < 0x20 || b == 0x7f || (self.high && b >= 0x80)) {
+            f.write_str(&rest[..i])?;
+            let tail = &rest.as_bytes()[i..];
+            // A whole UTF-8 sequence is escaped byte by byte, so the split stays on a char boundary.
+            let len = if tail[0] < 0x80 { 1 } else { rest[i..].chars().next().map_or(1, char::len_utf8) };
+            for b in &tail[..len] {
+                write!(f, "\\x{b:02x}")?;
+            }
+            rest = &rest[i + len..];
+        }
+        f.write_str(rest)
+    }
 }
 
 /// Installs the logger for the process; a second call changes nothing.
@@ -66,7 +113,19 @@ fn timestamp(unix_secs: u64, micros: u32) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::timestamp;
+    use super::{Escaped, timestamp};
+
+    #[test]
+    fn peer_strings_cannot_forge_lines_or_send_escapes() {
+        let forged = "bob\n2026-11-24T09:40:57.566105Z [INFO] session 1 ended";
+        assert_eq!(Escaped::peer(forged).to_string(), "bob\\x0a2026-11-24T09:40:57.566105Z [INFO] session 1 ended");
+        assert_eq!(Escaped::peer("\x1b[2J\x7f").to_string(), "\\x1b[2J\\x7f");
+        assert_eq!(Escaped::peer("Jos\u{e9}").to_string(), "Jos\\xc3\\xa9");
+        assert_eq!(Escaped::peer("\u{fffd}x").to_string(), "\\xef\\xbf\\xbdx");
+        assert_eq!(Escaped::peer("plain-user_1").to_string(), "plain-user_1");
+        // btestd's own messages keep their UTF-8 but lose control bytes.
+        assert_eq!(Escaped::controls("address in use \u{2014} a\rb").to_string(), "address in use \u{2014} a\\x0db");
+    }
 
     #[test]
     fn timestamps_are_rfc3339_utc() {

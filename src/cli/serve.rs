@@ -38,8 +38,8 @@ pub struct ServeArgs {
     /// most connections in their handshake at once (default 256)
     #[argh(option, default = "256")]
     pub max_handshakes: usize,
-    /// longest test in seconds, 0 = until the client stops it (default 0)
-    #[argh(option, default = "0")]
+    /// longest test in seconds, 0 = until the client stops it (default 600)
+    #[argh(option, default = "server::DEFAULT_MAX_DURATION_SECS")]
     pub max_duration: u64,
     /// cap on each test's rate in each direction, bits/s with optional k/M/G suffix, 0 = none
     #[argh(option, default = "0", from_str_fn(parse_rate))]

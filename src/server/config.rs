@@ -26,7 +26,8 @@ pub struct Limits {
     pub max_connections_per_test: u8,
     /// Connections still in their handshake, all clients together.
     pub max_handshakes: usize,
-    /// Longest test; None = until the client stops it.
+    /// Longest test; None = until the client stops it. A public server
+    /// must not let a handful of endless tests hold its slots.
     pub max_duration: Option<Duration>,
     /// Cap on each test's rate in each direction, bits/s (0 = none).
     pub max_rate_per_session: u64,
@@ -35,6 +36,10 @@ pub struct Limits {
     /// New tests are refused while btestd's own memory is above this many bytes (0 = no budget).
     pub max_memory: u64,
 }
+
+/// Ten minutes: longer than any speed test RouterOS users run by hand;
+/// `--max-duration 0` lifts it for soak tests.
+pub const DEFAULT_MAX_DURATION_SECS: u64 = 600;
 
 /// Far above what the other default limits let btestd use (about 10 MB), so
 /// it only trips on something unforeseen; routers may set it lower.
@@ -50,7 +55,7 @@ impl Default for Limits {
             max_sessions_per_ip: 10,
             max_connections_per_test: 32,
             max_handshakes: 256,
-            max_duration: None,
+            max_duration: Some(Duration::from_secs(DEFAULT_MAX_DURATION_SECS)),
             max_rate_per_session: 0,
             max_rate_total: 0,
             max_memory: DEFAULT_MAX_MEMORY,

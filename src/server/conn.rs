@@ -46,8 +46,8 @@ pub struct Pending {
 pub enum Read {
     /// Nothing to act on yet (replies, if any, are written).
     Waiting,
-    /// The connection failed or the peer closed it; logged.
-    Closed,
+    /// The connection failed or the peer closed it.
+    Closed(Closed),
     /// A secondary asks to join the test these 16 bytes name.
     Join([u8; 16]),
     /// The command passed authentication.
@@ -56,6 +56,25 @@ pub enum Read {
         user: Option<String>,
     },
     Failed(HandshakeError),
+}
+
+/// Why a pending connection is gone, for the (rate-limited) log line.
+#[derive(Debug)]
+pub enum Closed {
+    /// The peer closed while the handshake waited for this message.
+    ByPeer { waiting_for: String },
+    ReadFailed(io::Error),
+    WriteFailed(io::Error),
+}
+
+impl std::fmt::Display for Closed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Closed::ByPeer { waiting_for } => write!(f, "closed the connection during the handshake ({waiting_for})"),
+            Closed::ReadFailed(e) => write!(f, "read failed during the handshake: {e}"),
+            Closed::WriteFailed(e) => write!(f, "write failed during handshake: {e}"),
+        }
+    }
 }
 
 impl Pending {
@@ -86,19 +105,13 @@ impl Pending {
         self.set_role(Role::FailedLogin { release: None });
     }
 
-    /// Writes queued replies; false when the connection failed (logged).
-    pub fn flush(&mut self) -> bool {
+    /// Writes queued replies.
+    pub fn flush(&mut self) -> Result<(), Closed> {
         // A failed login keeps its reply until the delay is over.
         if let Role::FailedLogin { .. } = self.role {
-            return true;
+            return Ok(());
         }
-        match self.stream.write(None, 0, IO_BUDGET) {
-            Ok(_) => true,
-            Err(e) => {
-                log::info!("{}: write failed during handshake: {e}", self.peer);
-                false
-            }
-        }
+        self.stream.write(None, 0, IO_BUDGET).map(|_| ()).map_err(Closed::WriteFailed)
     }
 
     /// Reads and steps the handshake until it needs more bytes or has an
@@ -111,25 +124,19 @@ impl Pending {
                 return Read::Waiting;
             }
             let n = match io::Read::read(&mut self.stream.sock, want) {
-                Ok(0) => {
-                    log::info!("{}: closed the connection during the handshake ({})", self.peer, hs.state());
-                    return Read::Closed;
-                }
+                Ok(0) => return Read::Closed(Closed::ByPeer { waiting_for: hs.state().to_string() }),
                 Ok(n) => n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Read::Waiting,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    log::info!("{}: read failed during the handshake: {e}", self.peer);
-                    return Read::Closed;
-                }
+                Err(e) => return Read::Closed(Closed::ReadFailed(e)),
             };
             if !hs.filled(n) {
                 continue;
             }
             match hs.step(auth, &is_join, &mut crate::sysrand::fill, &mut self.stream.out) {
                 Ok(Event::Continue) => {
-                    if !self.flush() {
-                        return Read::Closed;
+                    if let Err(closed) = self.flush() {
+                        return Read::Closed(closed);
                     }
                 }
                 Ok(Event::Join(raw)) => return Read::Join(raw),

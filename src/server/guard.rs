@@ -87,8 +87,9 @@ pub struct Guard {
     pending: usize,
 }
 
-/// Bans and handshake counts apply to whole /64s: one IPv6 host has them all.
-fn key(ip: IpAddr) -> IpAddr {
+/// Bans, handshake counts and per-address limits apply to whole /64s: one
+/// IPv6 host has them all.
+pub fn address_key(ip: IpAddr) -> IpAddr {
     let ip = ip.to_canonical();
     if ip.is_ipv6() { cidr::mask(ip, 64) } else { ip }
 }
@@ -106,7 +107,7 @@ impl Guard {
         if !self.cfg.allow.is_empty() && !self.cfg.allow.iter().any(|n| n.contains(ip)) {
             return Err(Refusal::NotAllowed);
         }
-        let k = key(ip);
+        let k = address_key(ip);
         if let Some(until) = self.failures.get(&k).and_then(|f| f.banned_until) {
             if until > now {
                 return Err(Refusal::Banned { remaining: until - now });
@@ -120,12 +121,12 @@ impl Guard {
     }
 
     pub fn handshake_started(&mut self, ip: IpAddr) {
-        *self.handshakes.entry(key(ip)).or_insert(0) += 1;
+        *self.handshakes.entry(address_key(ip)).or_insert(0) += 1;
         self.pending += 1;
     }
 
     pub fn handshake_ended(&mut self, ip: IpAddr) {
-        let k = key(ip);
+        let k = address_key(ip);
         if let Some(n) = self.handshakes.get_mut(&k) {
             *n -= 1;
             self.pending -= 1;
@@ -137,7 +138,7 @@ impl Guard {
 
     /// Records a failed login from `ip`.
     pub fn auth_failed(&mut self, ip: IpAddr, now: Instant) -> FailOutcome {
-        let k = key(ip);
+        let k = address_key(ip);
         if !self.failures.contains_key(&k) && self.failures.len() >= MAX_TRACKED {
             self.evict(now);
         }
@@ -161,12 +162,9 @@ impl Guard {
         FailOutcome { delay, banned }
     }
 
-    /// A successful login clears the address's failures (not a running ban).
-    pub fn auth_succeeded(&mut self, ip: IpAddr) {
-        let k = key(ip);
-        if self.failures.get(&k).is_some_and(|f| f.banned_until.is_none()) {
-            self.failures.remove(&k);
-        }
+    /// Whether `ip` is banned now (its pending connections must stop).
+    pub fn is_banned(&self, ip: IpAddr, now: Instant) -> bool {
+        self.failures.get(&address_key(ip)).and_then(|f| f.banned_until).is_some_and(|u| u > now)
     }
 
     /// Connections in the handshake, all addresses together.
@@ -225,8 +223,7 @@ mod tests {
         let third = g.auth_failed(a, t0);
         assert_eq!(third.banned, Some(Duration::from_secs(10)));
         assert!(matches!(g.check(a, t0 + Duration::from_secs(1)), Err(Refusal::Banned { .. })));
-        // Success from a banned address does not lift the ban.
-        g.auth_succeeded(a);
+        assert!(g.is_banned(a, t0 + Duration::from_secs(9)));
         assert!(g.check(a, t0 + Duration::from_secs(9)).is_err());
         assert_eq!(g.check(a, t0 + Duration::from_secs(11)), Ok(()));
         assert_eq!(g.check(ip("192.0.2.10"), t0), Ok(()));
@@ -241,8 +238,19 @@ mod tests {
         g.auth_failed(a, t0);
         let later = t0 + Duration::from_secs(61);
         assert_eq!(g.auth_failed(a, later).banned, None);
-        g.auth_succeeded(a);
-        assert_eq!(g.tracked(), 0);
+        assert!(!g.is_banned(a, later));
+    }
+
+    #[test]
+    fn failures_count_within_the_window_whatever_succeeds_between() {
+        // fail2ban semantics: a valid login between guesses does not wipe
+        // them, so one known password cannot launder unlimited guesses.
+        let mut g = Guard::new(GuardConfig { fail_limit: 5, ..GuardConfig::default() });
+        let t0 = Instant::now();
+        let a = ip("192.0.2.9");
+        let banned = (0..5).filter_map(|i| g.auth_failed(a, t0 + Duration::from_secs(i)).banned).count();
+        assert_eq!(banned, 1, "the fifth failure within the window bans");
+        assert!(g.is_banned(a, t0 + Duration::from_secs(5)));
     }
 
     #[test]

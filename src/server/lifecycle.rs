@@ -3,7 +3,7 @@
 //! session starts and ends here.
 
 use super::admission::{self, Load, Refusal};
-use super::conn::{Conn, Pending, Read, Role};
+use super::conn::{Closed, Conn, Pending, Read, Role};
 use super::handshake::HandshakeError;
 use super::rates::min_rate;
 use super::session::{EndReason, Io, Session, Timed, Transport};
@@ -39,7 +39,7 @@ impl Server {
     fn on_accept(&mut self, sock: TcpStream, peer: SocketAddr, now: Instant) {
         let peer = canonical(peer);
         if let Err(why) = admission::door(&self.limits, self.guard.handshakes(), &self.guard, peer.ip(), now) {
-            self.quiet.warn(now, format_args!("{peer}: refused: {why}"));
+            self.peer_log.warn(peer.ip(), now, format_args!("{peer}: refused: {why}"));
             return;
         }
         let _ = sock.set_nodelay(true);
@@ -55,8 +55,8 @@ impl Server {
         p.stream.out.push(&reply::HELLO);
         self.timers.schedule(Owner::Conn(key), now + self.limits.handshake_timeout, p.timer());
         log::debug!("{peer}: connected");
-        if !p.flush() {
-            self.close_conn(key);
+        if let Err(why) = p.flush() {
+            self.close_pending(key, why, now);
         }
     }
 
@@ -67,19 +67,15 @@ impl Server {
         let read = p.read(&self.logins.auth_config(), |raw| joining.target(sessions, peer.ip(), raw).is_some());
         match read {
             Read::Waiting => {}
-            Read::Closed => self.close_conn(key),
+            Read::Closed(why) => self.close_pending(key, why, now),
             Read::Join(raw) => self.join(key, &raw, now),
-            Read::Ready { cmd, user } => {
-                if user.is_some() {
-                    self.guard.auth_succeeded(peer.ip());
-                }
-                self.admit(key, cmd, user, now);
-            }
+            Read::Ready { cmd, user } => self.admit(key, cmd, user, now),
             Read::Failed(e @ HandshakeError::AuthFailed { .. }) => {
                 let outcome = self.guard.auth_failed(peer.ip(), now);
-                self.quiet.warn(now, format_args!("{peer}: {e}"));
+                self.peer_log.warn(peer.ip(), now, format_args!("{peer}: {e}"));
                 if let Some(ban) = outcome.banned {
                     log::warn!("{}: banned for {} s after repeated failed logins", peer.ip(), ban.as_secs());
+                    self.stop_guesses(key, peer.ip());
                 }
                 if outcome.delay.is_zero() {
                     self.close_conn(key);
@@ -90,26 +86,43 @@ impl Server {
                 }
             }
             Read::Failed(e) => {
-                self.quiet.info(now, format_args!("{peer}: {e}; closing"));
+                self.peer_log.info(peer.ip(), now, format_args!("{peer}: {e}; closing"));
                 self.close_conn(key);
             }
         }
     }
 
+    /// A ban started: the address's other handshakes in flight stop
+    /// without being evaluated (a burst of parallel guesses gets no answers).
+    fn stop_guesses(&mut self, except: usize, ip: IpAddr) {
+        let banned = super::guard::address_key(ip);
+        let victims: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|&(k, c)| {
+                k != except && matches!(c, Conn::Pending(p) if super::guard::address_key(p.peer.ip()) == banned)
+            })
+            .map(|(k, _)| k)
+            .collect();
+        if !victims.is_empty() {
+            log::info!("{ip}: closing {} handshakes in flight from the banned address", victims.len());
+        }
+        for k in victims {
+            self.close_conn(k);
+        }
+    }
+
     /// A pending connection's deadline: the handshake took too long, or a
     /// failed login's delay is over.
-    pub(super) fn pending_timer(&mut self, key: usize, at: Instant) {
+    pub(super) fn pending_timer(&mut self, key: usize, at: Instant, now: Instant) {
         let Some(Conn::Pending(p)) = self.conns.get_mut(key) else { return };
         if !take_if_live(p.timer(), at) {
             return;
         }
         if let Role::Handshake { hs, .. } = p.role() {
-            log::info!(
-                "{}: handshake not completed within {} s (waiting for {}); closing",
-                p.peer,
-                self.limits.handshake_timeout.as_secs(),
-                hs.state()
-            );
+            let secs = self.limits.handshake_timeout.as_secs();
+            let msg = format_args!("{}: handshake not completed within {secs} s (waiting for {}); closing", p.peer, hs.state());
+            self.peer_log.info(p.peer.ip(), now, msg);
         }
         self.close_conn(key);
     }
@@ -120,18 +133,21 @@ impl Server {
         let peer = p.peer;
         let load = Load {
             sessions: self.sessions.len(),
-            from_peer: self.sessions.iter().filter(|(_, s)| s.peer().ip() == peer.ip()).count(),
+            from_peer: {
+                let key = super::guard::address_key(peer.ip());
+                self.sessions.iter().filter(|(_, s)| super::guard::address_key(s.peer().ip()) == key).count()
+            },
             memory: self.vitals.mem_now,
         };
         if let Err(why) = admission::test(&self.limits, &load, &cmd, peer, crate::net::max_udp_payload()) {
-            self.refuse(key, why);
+            self.refuse(key, why, now);
             return;
         }
         let id = self.next_session_id;
         self.next_session_id += 1;
         if let Some(a) = self.acct.as_mut() {
             if let Err(e) = a.check(user.as_deref(), peer.ip()) {
-                self.refuse(key, Refusal::Budget(e));
+                self.refuse(key, Refusal::Budget(e), now);
                 return;
             }
         }
@@ -140,7 +156,7 @@ impl Server {
             Protocol::Udp => match self.open_udp(key, &cmd, tx_cap, now) {
                 Ok(t) => t,
                 Err(why) => {
-                    self.refuse(key, why);
+                    self.refuse(key, why, now);
                     return;
                 }
             },
@@ -190,10 +206,18 @@ impl Server {
     }
 
     /// Answers `00 00 00 00` and closes: a limit or resource refused the test.
-    fn refuse(&mut self, key: usize, why: Refusal) {
+    fn refuse(&mut self, key: usize, why: Refusal, now: Instant) {
         if let Some(Conn::Pending(p)) = self.conns.get_mut(key) {
-            log::warn!("{}: test refused: {why}", p.peer);
+            self.peer_log.warn(p.peer.ip(), now, format_args!("{}: test refused: {why}", p.peer));
             p.stream.out.push(&reply::FAILED);
+        }
+        self.close_conn(key);
+    }
+
+    /// A pending connection failed or was closed by its peer.
+    pub(super) fn close_pending(&mut self, key: usize, why: Closed, now: Instant) {
+        if let Some(Conn::Pending(p)) = self.conns.get(key) {
+            self.peer_log.info(p.peer.ip(), now, format_args!("{}: {why}", p.peer));
         }
         self.close_conn(key);
     }

@@ -1,46 +1,84 @@
 //! Log lines a peer can cause at will (refusals, malformed input) are
 //! rate-limited, so an attacker cannot flood the log or the flash it is on.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// At most a few lines per second, then a count of what was left out.
+/// Log lines peers can cause at will (refusals, failed logins, malformed
+/// or abandoned handshakes): a few per address each second and a cap in
+/// all, then, once a second, a count of what was left out. One noisy
+/// address cannot use up the lines other addresses' events need.
 #[derive(Default)]
-pub struct Quiet {
+pub struct PeerLog {
     second: Option<Instant>,
-    lines: u32,
+    total: u32,
+    /// Lines this second per address (IPv6 by /64, as bans count them).
+    per_address: HashMap<IpAddr, u32>,
     suppressed: u32,
+    /// Addresses that had lines suppressed this second.
+    noisy: u32,
 }
 
-impl Quiet {
-    pub const PER_SECOND: u32 = 20;
+impl PeerLog {
+    pub const PER_ADDRESS: u32 = 5;
+    pub const TOTAL: u32 = 20;
+    /// Addresses counted separately in one second; beyond, only the total applies.
+    const MAX_TRACKED: usize = 4096;
 
-    /// Whether a line may be written now; counts the ones that may not.
-    pub fn allow(&mut self, now: Instant) -> bool {
-        if self.second.is_none_or(|s| now.duration_since(s) >= Duration::from_secs(1)) {
-            if self.suppressed > 0 {
-                log::warn!("{} similar log lines suppressed in the last second", self.suppressed);
+    /// Whether a line about `ip` may be written now; counts those that may not.
+    pub fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
+        self.tick(now);
+        let key = super::guard::address_key(ip);
+        // Past the tracking bound only the total applies.
+        let mine = if self.per_address.len() < Self::MAX_TRACKED || self.per_address.contains_key(&key) {
+            let n = self.per_address.entry(key).or_insert(0);
+            *n = n.saturating_add(1);
+            *n
+        } else {
+            0
+        };
+        if mine > Self::PER_ADDRESS || self.total >= Self::TOTAL {
+            if mine == Self::PER_ADDRESS + 1 {
+                self.noisy += 1;
             }
-            self.second = Some(now);
-            self.lines = 0;
-            self.suppressed = 0;
-        }
-        self.lines += 1;
-        if self.lines > Self::PER_SECOND {
             self.suppressed += 1;
             return false;
         }
+        self.total += 1;
         true
     }
 
-    pub fn warn(&mut self, now: Instant, msg: fmt::Arguments<'_>) {
-        if self.allow(now) {
+    /// Starts a new second when one has passed, reporting what the last
+    /// one suppressed. Called for every line and by the loop's tick.
+    pub fn tick(&mut self, now: Instant) {
+        if self.second.is_some_and(|s| now.duration_since(s) < Duration::from_secs(1)) {
+            return;
+        }
+        if self.suppressed > 0 {
+            log::warn!(
+                "{} similar log lines suppressed in the last second ({} addresses over their {} lines)",
+                self.suppressed,
+                self.noisy,
+                Self::PER_ADDRESS
+            );
+        }
+        self.second = Some(now);
+        self.total = 0;
+        self.suppressed = 0;
+        self.noisy = 0;
+        self.per_address.clear();
+    }
+
+    pub fn warn(&mut self, ip: IpAddr, now: Instant, msg: fmt::Arguments<'_>) {
+        if self.allow(ip, now) {
             log::warn!("{msg}");
         }
     }
 
-    pub fn info(&mut self, now: Instant, msg: fmt::Arguments<'_>) {
-        if self.allow(now) {
+    pub fn info(&mut self, ip: IpAddr, now: Instant, msg: fmt::Arguments<'_>) {
+        if self.allow(ip, now) {
             log::info!("{msg}");
         }
     }
@@ -98,14 +136,40 @@ impl FdStarved {
 mod tests {
     use super::*;
 
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
     #[test]
-    fn quiet_allows_a_burst_per_second_then_resets() {
-        let (t0, mut q) = (Instant::now(), Quiet::default());
-        let allowed = (0..100).filter(|_| q.allow(t0)).count();
-        assert_eq!(allowed, Quiet::PER_SECOND as usize);
-        assert_eq!(q.suppressed, 100 - Quiet::PER_SECOND);
-        assert!(q.allow(t0 + Duration::from_secs(1)), "a new second starts a new allowance");
-        assert_eq!(q.suppressed, 0);
+    fn a_few_lines_per_address_and_a_cap_in_all() {
+        let (t0, mut l) = (Instant::now(), PeerLog::default());
+        let noisy = (0..100).filter(|_| l.allow(ip("192.0.2.1"), t0)).count();
+        assert_eq!(noisy, PeerLog::PER_ADDRESS as usize);
+        assert!(l.allow(ip("192.0.2.2"), t0), "another address still gets its lines");
+        let others = (3..=50).filter(|i| l.allow(ip(&format!("192.0.2.{i}")), t0)).count();
+        assert_eq!(others as u32 + PeerLog::PER_ADDRESS + 1, PeerLog::TOTAL, "the total caps all addresses");
+        assert_eq!(l.noisy, 1);
+        l.tick(t0 + Duration::from_secs(1));
+        assert_eq!(l.suppressed, 0, "a new second starts afresh");
+        assert!(l.allow(ip("192.0.2.1"), t0 + Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn ipv6_hosts_of_one_prefix_share_their_lines() {
+        let (t0, mut l) = (Instant::now(), PeerLog::default());
+        let n = (1..=20).filter(|i| l.allow(ip(&format!("2001:db8:1:2::{i:x}")), t0)).count();
+        assert_eq!(n, PeerLog::PER_ADDRESS as usize);
+        assert!(l.allow(ip("2001:db8:1:3::1"), t0));
+    }
+
+    #[test]
+    fn tracking_is_bounded_by_many_addresses() {
+        let (t0, mut l) = (Instant::now(), PeerLog::default());
+        for i in 0..10_000u32 {
+            l.allow(IpAddr::V4(i.into()), t0);
+        }
+        assert!(l.per_address.len() <= PeerLog::MAX_TRACKED);
+        assert_eq!(l.total, PeerLog::TOTAL);
     }
 
     #[test]

@@ -24,13 +24,13 @@ pub mod signals;
 pub mod slab;
 pub mod timers;
 
-pub use config::{Accounting, Config, DEFAULT_MAX_MEMORY, Limits, ServerError};
+pub use config::{Accounting, Config, DEFAULT_MAX_DURATION_SECS, DEFAULT_MAX_MEMORY, Limits, ServerError};
 
 use crate::cpu::CpuSampler;
 use accounting::ACCOUNT_EVERY;
 use conn::Conn;
 use joining::Joining;
-use log_limit::{FdStarved, Quiet};
+use log_limit::{FdStarved, PeerLog};
 use logins::Logins;
 use mio::event::Event;
 use mio::net::TcpListener;
@@ -85,8 +85,8 @@ pub struct Server {
     udp_io: crate::udp::IoMode,
     guard: guard::Guard,
     rates: Rates,
-    /// Rate limit for log lines that attackers can trigger at will.
-    quiet: Quiet,
+    /// Rate limit for log lines that peers can cause at will.
+    peer_log: PeerLog,
     fd_starved: FdStarved,
     bufs: Buffers,
     vitals: Vitals,
@@ -139,7 +139,7 @@ impl Server {
             udp_io: config.udp_io,
             guard: guard::Guard::new(config.guard),
             rates: Rates::new(&config.limits, Instant::now()),
-            quiet: Quiet::default(),
+            peer_log: PeerLog::default(),
             fd_starved: FdStarved::default(),
             bufs: Buffers::new(),
             vitals: Vitals { cpu: CpuSampler::new(), cpu_now: None, mem_now: crate::memory::own_resident() },
@@ -223,8 +223,8 @@ impl Server {
             Some(Conn::Pending(p)) => {
                 if writable {
                     p.stream.write_blocked = false;
-                    if !p.flush() {
-                        self.close_conn(key);
+                    if let Err(why) = p.flush() {
+                        self.close_pending(key, why, now);
                         return;
                     }
                 }
@@ -288,7 +288,7 @@ impl Server {
     fn run_timers(&mut self, now: Instant) {
         while let Some((at, owner)) = self.timers.pop_due(now) {
             match owner {
-                Owner::Conn(key) => self.pending_timer(key, at),
+                Owner::Conn(key) => self.pending_timer(key, at, now),
                 Owner::Session(skey) => {
                     let Some(s) = self.sessions.get_mut(skey) else { continue };
                     if take_if_live(s.armed(), at) {
@@ -307,6 +307,7 @@ impl Server {
                         self.apply_reload();
                         self.timers.schedule(Owner::Tick, now + Duration::from_secs(1), &mut self.tick_armed);
                         self.fd_starved.next_second();
+                        self.peer_log.tick(now);
                         for i in 0..self.listeners.len() {
                             self.accept(i, now);
                         }

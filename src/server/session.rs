@@ -19,6 +19,12 @@ use std::time::{Duration, Instant, SystemTime};
 /// the peer closed one of them.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
+/// Payload bytes in the test's own direction that count as the test moving:
+/// one full-size packet. A peer that trickles a byte a second, or opens a
+/// zero window a byte at a time, does not keep a test (and its slot) alive;
+/// a real test as slow as 1 kbit/s still moves this much within the idle timeout.
+const MIN_PROGRESS: u64 = 1500;
+
 /// Lifecycle of a session; changed only through [`Session::set_phase`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Phase {
@@ -90,6 +96,31 @@ pub enum Transport {
     Udp { flow: Box<UdpFlow>, port: u16 },
 }
 
+/// When the test last moved in its own direction: the idle timeout runs from here.
+struct Activity {
+    last: Instant,
+    /// Payload bytes moved in the test's direction since `last`.
+    progress: u64,
+}
+
+impl Activity {
+    /// `n` payload bytes moved in the test's direction.
+    fn progressed(&mut self, n: u64, now: Instant) {
+        self.progress += n;
+        if self.progress >= MIN_PROGRESS {
+            self.progress = 0;
+            self.last = now;
+        }
+    }
+
+    /// A sign of life that counts on its own: a UDP datagram from the peer,
+    /// or the peer's report on the datagrams we send.
+    fn alive(&mut self, now: Instant) {
+        self.progress = 0;
+        self.last = now;
+    }
+}
+
 /// A TCP connection of the test (the primary first, then secondaries).
 struct DataConn {
     /// Slab key of the connection: its mio token and its `Ready` entries.
@@ -123,8 +154,8 @@ pub struct Session {
     next_status: Instant,
     /// Sequence number of the next status message (starts at 1).
     status_seq: u32,
-    /// Last time any byte of test data moved either way.
-    last_activity: Instant,
+    /// When the test's data last moved in its own direction.
+    activity: Activity,
     /// The pacer asked to be woken at this time.
     pace_wake: Option<Instant>,
     /// Reading paused for the cap; resume at this time.
@@ -172,7 +203,7 @@ impl Session {
             charged: (0, 0),
             next_status: now + Duration::from_secs(1),
             status_seq: 1,
-            last_activity: now,
+            activity: Activity { last: now, progress: 0 },
             pace_wake: None,
             rx_wake: None,
             armed: None,
@@ -247,7 +278,7 @@ impl Session {
         log::debug!("session {}: {} -> {}", self.id, self.phase, phase);
         if let Phase::Running { .. } = phase {
             self.next_status = now + Duration::from_secs(1);
-            self.last_activity = now;
+            self.activity.alive(now);
         }
         self.phase = phase;
     }
@@ -311,7 +342,7 @@ impl Session {
 
     /// The earliest of this session's clocks.
     pub fn next_deadline(&self, idle: Duration, max_duration: Option<Duration>) -> Instant {
-        let mut t = self.last_activity + idle;
+        let mut t = self.activity.last + idle;
         match self.phase {
             Phase::Joining { until } | Phase::Draining { until, .. } => t = t.min(until),
             Phase::Running { .. } => t = t.min(self.next_status),

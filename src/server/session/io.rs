@@ -2,6 +2,7 @@
 //! `Err(EndReason)` when the test is over; only the loop ends sessions.
 
 use super::{EndReason, Phase, Session, Transport, is_peer_close};
+use crate::proto::Protocol;
 use crate::server::config::Limits;
 use crate::server::rates::Rates;
 use std::time::Instant;
@@ -86,18 +87,24 @@ impl Session {
             }
             Err(e) => return Err(EndReason::from_io(&e)),
         };
-        if r.bytes > 0 {
-            self.last_activity = now;
-            budget.spend(r.bytes);
-        }
+        budget.spend(r.bytes);
+        let mut report = false;
         if let Transport::Udp { flow, .. } = &mut self.transport {
             // The client's statuses on the control connection pace our datagrams.
             if c.stream.peer.count != self.peer_statuses {
                 self.peer_statuses = c.stream.peer.count;
+                report = true;
                 if let Some(st) = c.stream.peer.last {
                     flow.adapt(st.bytes, now);
                 }
             }
+        }
+        // Only data in the test's own direction keeps it alive: for TCP what
+        // the server receives; for UDP the control connection carries reports.
+        if report && self.cmd.direction.server_transmits() {
+            self.activity.alive(now);
+        } else if self.cmd.proto == Protocol::Tcp && self.cmd.direction.server_receives() {
+            self.activity.progressed(r.bytes, now);
         }
         if r.eof {
             c.eof = true;
@@ -135,8 +142,9 @@ impl Session {
             Ok(w) => {
                 if let (Some(b), true) = (budget.as_mut(), w.payload > 0) {
                     b.spend(w.payload);
-                    self.last_activity = now;
                 }
+                // A send that makes no progress (a peer that never reads) lets the idle timeout end the test.
+                self.activity.progressed(w.payload, now);
                 if w.more {
                     if !c.queued_write {
                         c.queued_write = true;
@@ -221,7 +229,7 @@ impl Session {
         match flow.recv(&mut io.bufs.scratch, IO_BUDGET) {
             Ok(r) => {
                 if r.datagrams > 0 {
-                    self.last_activity = io.now;
+                    self.activity.alive(io.now);
                 }
                 if r.more {
                     io.ready.push(Ready::UdpRead(io.skey));
@@ -244,7 +252,7 @@ impl Session {
             Phase::Draining { until, .. } if now >= until => return Err(EndReason::PeerClosed),
             _ => {}
         }
-        if now >= self.last_activity + limits.idle_timeout {
+        if now >= self.activity.last + limits.idle_timeout {
             return Err(EndReason::IdleTimeout);
         }
         if let (Some(start), Some(max)) = (self.since(), limits.max_duration) {
