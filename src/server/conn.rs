@@ -62,7 +62,9 @@ pub enum Read {
 #[derive(Debug)]
 pub enum Closed {
     /// The peer closed while the handshake waited for this message.
-    ByPeer { waiting_for: String },
+    ByPeer {
+        waiting_for: String,
+    },
     ReadFailed(io::Error),
     WriteFailed(io::Error),
 }

@@ -121,7 +121,11 @@ impl Server {
         }
         if let Role::Handshake { hs, .. } = p.role() {
             let secs = self.limits.handshake_timeout.as_secs();
-            let msg = format_args!("{}: handshake not completed within {secs} s (waiting for {}); closing", p.peer, hs.state());
+            let msg = format_args!(
+                "{}: handshake not completed within {secs} s (waiting for {}); closing",
+                p.peer,
+                hs.state()
+            );
             self.peer_log.info(p.peer.ip(), now, msg);
         }
         self.close_conn(key);

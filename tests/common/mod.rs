@@ -66,8 +66,10 @@ impl Server {
         Server::spawn(&["127.0.0.1:0"], args, Some(nofile))
     }
 
+    /// The server is `BTESTD_SERVE_BIN` when set, so the same tests can
+    /// measure another build (an older release, say) side by side.
     fn spawn(listen: &[&str], args: &[&str], nofile: Option<u64>) -> Server {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(std::env::var_os("BTESTD_SERVE_BIN").unwrap_or_else(|| BIN.into()));
         if let Some(n) = nofile {
             use std::os::unix::process::CommandExt;
             // SAFETY: setrlimit is async-signal-safe and touches only the child.
