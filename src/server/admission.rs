@@ -10,7 +10,7 @@ use crate::quota::{Exceeded, format_amount};
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Why a connection or a test is turned away, worded for the operator:
 /// each names the flag that would let it through.
@@ -103,6 +103,27 @@ pub fn door(limits: &Limits, pending: usize, guard: &Guard, ip: IpAddr, now: Ins
         return Err(Refusal::Handshakes { pending });
     }
     guard.check(ip, now).map_err(Refusal::Guard)
+}
+
+/// How long a new connection has for its handshake: the full timeout, or a
+/// quarter of it (at least 2 s) once the table is three quarters full, so
+/// that held handshakes turn over faster under pressure. RouterOS finishes
+/// its handshake in a few round trips.
+pub fn handshake_deadline(limits: &Limits, pending: usize) -> Duration {
+    if pending.saturating_mul(4) >= limits.max_handshakes.saturating_mul(3) {
+        (limits.handshake_timeout / 4).max(Duration::from_secs(2)).min(limits.handshake_timeout)
+    } else {
+        limits.handshake_timeout
+    }
+}
+
+/// Under a full handshake table, whether a newcomer with `mine` pending
+/// handshakes may take the place of the oldest one of the address that has
+/// `crowded` (OpenSSH's MaxStartups idea, aimed at the crowded): only when
+/// the newcomer's address is clearly less crowded, so crowded addresses
+/// cannot evict each other in turn.
+pub fn may_evict(mine: usize, crowded: usize) -> bool {
+    mine + 1 < crowded
 }
 
 /// May the test `cmd` from `peer` start? `max_udp_payload` is this system's
@@ -233,6 +254,23 @@ mod tests {
         let r = door(&l, 0, &deny, ip, now).unwrap_err();
         assert!(matches!(r, Refusal::Guard(guard::Refusal::Denied)) && r.at_door());
         assert_eq!(r.to_string(), "address is in a --deny network");
+    }
+
+    #[test]
+    fn handshakes_get_less_time_under_pressure() {
+        let l = Limits { max_handshakes: 100, handshake_timeout: Duration::from_secs(10), ..Limits::default() };
+        assert_eq!(handshake_deadline(&l, 74), Duration::from_secs(10));
+        assert_eq!(handshake_deadline(&l, 75), Duration::from_millis(2500));
+        let short = Limits { handshake_timeout: Duration::from_secs(1), ..l };
+        assert_eq!(handshake_deadline(&short, 99), Duration::from_secs(1), "never longer than configured");
+    }
+
+    #[test]
+    fn only_a_clearly_less_crowded_address_evicts() {
+        assert!(may_evict(0, 16));
+        assert!(may_evict(14, 16));
+        assert!(!may_evict(15, 16), "crowded addresses cannot evict each other in turn");
+        assert!(!may_evict(3, 3));
     }
 
     #[test]

@@ -38,6 +38,8 @@ impl Role {
 pub struct Pending {
     pub stream: Stream,
     pub peer: SocketAddr,
+    /// When it was accepted: the oldest of a crowded address goes first.
+    pub since: Instant,
     role: Role,
 }
 
@@ -80,8 +82,13 @@ impl std::fmt::Display for Closed {
 }
 
 impl Pending {
-    pub fn new(stream: Stream, peer: SocketAddr) -> Pending {
-        Pending { stream, peer, role: Role::Handshake { hs: Box::new(Handshake::new(peer)), deadline: None } }
+    pub fn new(stream: Stream, peer: SocketAddr, now: Instant) -> Pending {
+        Pending {
+            stream,
+            peer,
+            since: now,
+            role: Role::Handshake { hs: Box::new(Handshake::new(peer)), deadline: None },
+        }
     }
 
     /// The live deadline of the current role, as `Timers::schedule` keeps it.

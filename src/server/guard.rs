@@ -167,6 +167,16 @@ impl Guard {
         self.failures.get(&address_key(ip)).and_then(|f| f.banned_until).is_some_and(|u| u > now)
     }
 
+    /// Connections in the handshake from `ip`'s address.
+    pub fn handshakes_from(&self, ip: IpAddr) -> usize {
+        self.handshakes.get(&address_key(ip)).copied().unwrap_or(0)
+    }
+
+    /// The address with the most connections in the handshake, and how many.
+    pub fn most_handshakes(&self) -> Option<(IpAddr, usize)> {
+        self.handshakes.iter().max_by_key(|&(_, n)| *n).map(|(k, n)| (*k, *n))
+    }
+
     /// Connections in the handshake, all addresses together.
     pub fn handshakes(&self) -> usize {
         self.pending
@@ -281,6 +291,10 @@ mod tests {
         g.handshake_started(a);
         assert_eq!(g.check(a, now), Err(Refusal::TooManyHandshakes(2)));
         assert_eq!(g.handshakes(), 2);
+        assert_eq!(g.handshakes_from(a), 2);
+        g.handshake_started(ip("192.0.2.2"));
+        assert_eq!(g.most_handshakes(), Some((a, 2)));
+        g.handshake_ended(ip("192.0.2.2"));
         g.handshake_ended(a);
         assert_eq!(g.check(a, now), Ok(()));
         g.handshake_ended(a);

@@ -38,12 +38,19 @@ impl Server {
 
     fn on_accept(&mut self, sock: TcpStream, peer: SocketAddr, now: Instant) {
         let peer = canonical(peer);
-        if let Err(why) = admission::door(&self.limits, self.guard.handshakes(), &self.guard, peer.ip(), now) {
+        let door = |s: &Server| admission::door(&s.limits, s.guard.handshakes(), &s.guard, peer.ip(), now);
+        let mut verdict = door(self);
+        if matches!(verdict, Err(Refusal::Handshakes { .. })) && self.make_room(peer.ip(), now) {
+            verdict = door(self);
+        }
+        if let Err(why) = verdict {
             self.peer_log.warn(peer.ip(), now, format_args!("{peer}: refused: {why}"));
             return;
         }
+        let deadline = admission::handshake_deadline(&self.limits, self.guard.handshakes());
         let _ = sock.set_nodelay(true);
-        let key = self.conns.insert(Conn::Pending(Box::new(Pending::new(Stream::new(sock, 1, false, 1), peer))));
+        let pending = Pending::new(Stream::new(sock, 1, false, 1), peer, now);
+        let key = self.conns.insert(Conn::Pending(Box::new(pending)));
         let Some(Conn::Pending(p)) = self.conns.get_mut(key) else { return };
         let interest = Interest::READABLE | Interest::WRITABLE;
         if let Err(e) = self.poll.registry().register(&mut p.stream.sock, token(KIND_CONN, key), interest) {
@@ -53,7 +60,7 @@ impl Server {
         }
         self.guard.handshake_started(peer.ip());
         p.stream.out.push(&reply::HELLO);
-        self.timers.schedule(Owner::Conn(key), now + self.limits.handshake_timeout, p.timer());
+        self.timers.schedule(Owner::Conn(key), now + deadline, p.timer());
         log::debug!("{peer}: connected");
         if let Err(why) = p.flush() {
             self.close_pending(key, why, now);
@@ -92,6 +99,25 @@ impl Server {
         }
     }
 
+    /// The handshake table is full: closes the oldest handshake of the most
+    /// crowded address if `ip`'s is clearly less crowded; true if it did.
+    fn make_room(&mut self, ip: IpAddr, now: Instant) -> bool {
+        let Some((crowded, n)) = self.guard.most_handshakes() else { return false };
+        if !admission::may_evict(self.guard.handshakes_from(ip), n) {
+            return false;
+        }
+        let oldest = self.conns.iter().filter_map(|(k, c)| match c {
+            Conn::Pending(p) if super::guard::address_key(p.peer.ip()) == crowded => Some((p.since, k)),
+            _ => None,
+        });
+        let Some((_, victim)) = oldest.min() else { return false };
+        let msg =
+            format_args!("{crowded}: oldest of {n} handshakes dropped for a less crowded address (--max-handshakes)");
+        self.peer_log.info(crowded, now, msg);
+        self.close_conn(victim);
+        true
+    }
+
     /// A ban started: the address's other handshakes in flight stop
     /// without being evaluated (a burst of parallel guesses gets no answers).
     fn stop_guesses(&mut self, except: usize, ip: IpAddr) {
@@ -120,7 +146,7 @@ impl Server {
             return;
         }
         if let Role::Handshake { hs, .. } = p.role() {
-            let secs = self.limits.handshake_timeout.as_secs();
+            let secs = at.saturating_duration_since(p.since).as_secs_f64().round();
             let msg = format_args!(
                 "{}: handshake not completed within {secs} s (waiting for {}); closing",
                 p.peer,
