@@ -120,6 +120,21 @@ pub fn raise_fd_limit() -> io::Result<u64> {
     Ok(lim.rlim_cur as u64)
 }
 
+/// Makes closing `sock` send a reset and drop unsent data (SO_LINGER 0).
+pub fn abort_on_close(sock: &impl std::os::fd::AsRawFd) {
+    let lg = libc::linger { l_onoff: 1, l_linger: 0 };
+    // SAFETY: lg lives for the duration of the call and its size is passed.
+    unsafe {
+        libc::setsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&lg as *const libc::linger).cast(),
+            mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+}
+
 /// Largest UDP payload this system sends. FreeBSD caps datagrams at
 /// `net.inet.udp.maxdgram` (9216 by default).
 #[cfg(target_os = "freebsd")]

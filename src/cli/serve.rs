@@ -50,6 +50,9 @@ pub struct ServeArgs {
     /// refuse new tests while btestd's own memory is above this, e.g. 16MiB; 0 = no budget (default 64MiB)
     #[argh(option, default = "server::DEFAULT_MAX_MEMORY", from_str_fn(parse_bytes))]
     pub max_memory: u64,
+    /// kernel buffer memory all test connections together may hold, e.g. 16MiB; 0 = left to the kernel (default 64MiB)
+    #[argh(option, default = "server::socket_budget::DEFAULT_BUDGET", from_str_fn(parse_bytes))]
+    pub max_socket_memory: u64,
     /// only clients in this network may connect, e.g. 192.0.2.0/24 (repeatable; default everyone)
     #[argh(option)]
     pub allow: Vec<Cidr>,
@@ -201,6 +204,7 @@ pub fn serve(a: ServeArgs) -> i32 {
             max_rate_per_session: a.max_rate,
             max_rate_total: a.max_rate_total,
             max_memory: a.max_memory,
+            max_socket_memory: a.max_socket_memory,
         },
         guard: server::guard::GuardConfig {
             allow: a.allow,

@@ -35,6 +35,9 @@ pub struct Limits {
     pub max_rate_total: u64,
     /// New tests are refused while btestd's own memory is above this many bytes (0 = no budget).
     pub max_memory: u64,
+    /// Kernel buffer memory all data sockets together may hold (0 = left to the kernel); see
+    /// [`super::socket_budget`].
+    pub max_socket_memory: u64,
 }
 
 /// Ten minutes: longer than any speed test RouterOS users run by hand;
@@ -59,6 +62,7 @@ impl Default for Limits {
             max_rate_per_session: 0,
             max_rate_total: 0,
             max_memory: DEFAULT_MAX_MEMORY,
+            max_socket_memory: super::socket_budget::DEFAULT_BUDGET,
         }
     }
 }

@@ -206,7 +206,10 @@ impl Server {
             cmd.remote_tx_speed,
             cmd.random,
         );
-        let session = Session::new(id, peer, user, cmd, transport, self.rates.rx_cap(), self.limits.join_timeout, now);
+        let buffers = self.socket_share(cmd.connections());
+        let mut session =
+            Session::new(id, peer, user, cmd, transport, self.rates.rx_cap(), self.limits.join_timeout, now);
+        session.set_socket_share(buffers);
         let skey = self.sessions.insert(session);
         self.attach(key, skey);
         let Some(s) = self.sessions.get_mut(skey) else { return };
@@ -322,6 +325,32 @@ impl Server {
         s.start(now);
         self.rebalance(now);
         self.drive(skey, now, |s, io| s.kick(io));
+    }
+
+    fn data_conns(&self) -> usize {
+        self.sessions.iter().map(|(_, s)| s.conn_count()).sum()
+    }
+
+    /// The kernel buffer size for data sockets once a test with `more`
+    /// connections joins the running ones (see `socket_budget`); sockets
+    /// already open are lowered to it, so new ones never start larger.
+    fn socket_share(&mut self, more: usize) -> Option<u32> {
+        let share = super::socket_budget::share(self.limits.max_socket_memory, self.data_conns() + more);
+        let lower = match (share, self.socket_share) {
+            (Some(new), Some(old)) => new < old,
+            (Some(_), None) => true,
+            (None, _) => false,
+        };
+        if lower {
+            if let Some(size) = share {
+                log::debug!("data socket buffers: {} KiB each", size >> 10);
+                for (_, s) in self.sessions.iter_mut() {
+                    s.set_socket_buffers(size);
+                }
+            }
+        }
+        self.socket_share = share;
+        share
     }
 
     /// Shares the total caps among the started tests; called whenever a

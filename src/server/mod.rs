@@ -22,6 +22,7 @@ pub mod rates;
 pub mod session;
 pub mod signals;
 pub mod slab;
+pub mod socket_budget;
 pub mod timers;
 
 pub use config::{Accounting, Config, DEFAULT_MAX_DURATION_SECS, DEFAULT_MAX_MEMORY, Limits, ServerError};
@@ -93,6 +94,8 @@ pub struct Server {
     logins: Logins,
     acct: Option<Accounting>,
     limits: Limits,
+    /// The buffer size data sockets were last given (None: left to the kernel).
+    socket_share: Option<u32>,
     next_session_id: u64,
     stopping: bool,
 }
@@ -146,6 +149,7 @@ impl Server {
             logins: Logins::new(config.scheme, config.users, config.cli_user, secret),
             acct: config.accounting,
             limits: config.limits,
+            socket_share: None,
             next_session_id: 1,
             stopping: false,
         })

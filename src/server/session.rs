@@ -164,6 +164,8 @@ pub struct Session {
     armed: Option<Instant>,
     /// Peer statuses already applied to the UDP pacer.
     peer_statuses: u32,
+    /// Kernel buffer size of the data sockets; None: left to the kernel.
+    socket_share: Option<u32>,
 }
 
 /// What a closed session leaves for the loop to clean up.
@@ -208,6 +210,7 @@ impl Session {
             rx_wake: None,
             armed: None,
             peer_statuses: 0,
+            socket_share: None,
         }
     }
 
@@ -316,6 +319,10 @@ impl Session {
 
     /// Adds a TCP connection of the test; returns its index.
     pub fn attach(&mut self, key: usize, mut stream: Stream) -> usize {
+        if let Some(size) = self.socket_share {
+            use std::os::fd::AsRawFd;
+            super::socket_budget::apply(stream.sock.as_raw_fd(), size);
+        }
         let tx_size = tcp_block(self.cmd.tx_size);
         stream.set_payload(tx_size, self.cmd.random, tx_size);
         self.conns.push(DataConn { key, stream, eof: false, queued_read: false, queued_write: false });
@@ -338,6 +345,23 @@ impl Session {
 
     pub fn conn_count(&self) -> usize {
         self.conns.len()
+    }
+
+    /// Lowers the kernel buffers of every data socket (see `socket_budget`).
+    pub fn set_socket_buffers(&mut self, size: u32) {
+        use std::os::fd::AsRawFd;
+        if self.socket_share.is_some_and(|s| s <= size) {
+            return;
+        }
+        self.socket_share = Some(size);
+        for c in &self.conns {
+            super::socket_budget::apply(c.stream.sock.as_raw_fd(), size);
+        }
+    }
+
+    /// The buffer size connections that join get before any data flows.
+    pub fn set_socket_share(&mut self, share: Option<u32>) {
+        self.socket_share = share;
     }
 
     /// The earliest of this session's clocks.
@@ -439,7 +463,13 @@ impl Session {
         }
         let mut conn_keys = Vec::with_capacity(self.conns.len());
         let conn_count = self.conns.len();
+        // A test that stopped moving may have a peer that never reads: reset
+        // its connections, so the kernel frees their unsent data at once.
+        let abort = matches!(reason, EndReason::IdleTimeout);
         for mut c in self.conns {
+            if abort {
+                crate::net::abort_on_close(&c.stream.sock);
+            }
             c.stream.close(registry);
             conn_keys.push(c.key);
         }
