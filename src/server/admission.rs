@@ -3,7 +3,7 @@
 //! the peer. Every refusal the server makes is a [`Refusal`].
 
 use super::config::Limits;
-use super::guard::{self, Guard};
+use super::guard::{self, Guard, Slot};
 use super::ports::PoolError;
 use crate::proto::{Command, Protocol};
 use crate::quota::{Exceeded, format_amount};
@@ -97,12 +97,29 @@ pub struct Load {
     pub memory: Option<u64>,
 }
 
-/// May `ip` start a handshake while `pending` connections are in theirs?
-pub fn door(limits: &Limits, pending: usize, guard: &Guard, ip: IpAddr, now: Instant) -> Result<(), Refusal> {
+/// May `ip` start a handshake, and under which slot? `missing` is how many
+/// connections the multi-connection tests of this address, while they are
+/// joining, still wait for.
+///
+/// Access lists and bans always apply. Then, as long as the address has
+/// fewer join slots in use than its tests miss connections, the connection
+/// takes a join slot, outside `--max-handshakes` and
+/// `--max-handshakes-per-ip`: a client that opens all its extra connections
+/// at once (RouterOS 7 opens 19 in quick succession) is served, and those
+/// joins never crowd out regular handshakes. Join slots are bounded by the
+/// missing connections of admitted tests, connections the address would
+/// hold during its tests anyway, and they last only while those tests join.
+pub fn door(limits: &Limits, guard: &Guard, ip: IpAddr, missing: usize, now: Instant) -> Result<Slot, Refusal> {
+    guard.check(ip, now).map_err(Refusal::Guard)?;
+    if guard.handshakes_of(ip).join < missing {
+        return Ok(Slot::Join);
+    }
+    let pending = guard.handshakes().regular;
     if pending >= limits.max_handshakes {
         return Err(Refusal::Handshakes { pending });
     }
-    guard.check(ip, now).map_err(Refusal::Guard)
+    guard.check_handshakes(ip).map_err(Refusal::Guard)?;
+    Ok(Slot::Regular)
 }
 
 /// How long a new connection has for its handshake: the full timeout, or a
@@ -238,22 +255,98 @@ mod tests {
     }
 
     #[test]
+    fn per_address_handshake_cap_at_the_door() {
+        let now = Instant::now();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let mut g = Guard::new(guard::GuardConfig { max_handshakes_per_ip: 2, ..guard::GuardConfig::default() });
+        started(&mut g, ip, Slot::Regular, 2);
+        let r = door(&Limits::default(), &g, ip, 0, now).unwrap_err();
+        assert!(matches!(r, Refusal::Guard(guard::Refusal::TooManyHandshakes(2))) && r.at_door());
+        assert_eq!(r.to_string(), "2 connections already in handshake (--max-handshakes-per-ip)");
+        assert_eq!(door(&Limits::default(), &g, "192.0.2.2".parse().unwrap(), 0, now).unwrap(), Slot::Regular);
+    }
+
+    #[test]
+    fn joins_of_a_joining_test_pass_both_caps_up_to_its_missing_connections() {
+        let now = Instant::now();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let l = Limits { max_handshakes: 3, ..Limits::default() };
+        let mut g = Guard::new(guard::GuardConfig { max_handshakes_per_ip: 1, ..guard::GuardConfig::default() });
+        // Every cap is full: the address's own regular one and the global one.
+        started(&mut g, ip, Slot::Regular, 1);
+        started(&mut g, "192.0.2.9".parse().unwrap(), Slot::Regular, 2);
+        assert!(door(&l, &g, ip, 0, now).is_err(), "no joining test, no allowance");
+        // Its test misses 19 connections: exactly 19 join slots.
+        for _ in 0..19 {
+            assert_eq!(door(&l, &g, ip, 19, now).unwrap(), Slot::Join);
+            g.handshake_started(ip, Slot::Join);
+        }
+        let r = door(&l, &g, ip, 19, now).unwrap_err();
+        assert!(matches!(r, Refusal::Handshakes { pending: 3 }), "the 20th is over the allowance: {r:?}");
+        // Joins are counted, apart from the regular table they do not fill.
+        assert_eq!(g.handshakes(), guard::Handshakes { regular: 3, join: 19 });
+        // Once the test stops joining (started, or ended) the allowance is gone.
+        g.handshake_ended(ip, Slot::Join);
+        assert!(door(&l, &g, ip, 0, now).is_err());
+        // Another address never uses it.
+        let r = door(&l, &g, "192.0.2.7".parse().unwrap(), 0, now).unwrap_err();
+        assert!(matches!(r, Refusal::Handshakes { .. }), "{r:?}");
+    }
+
+    #[test]
+    fn joins_take_their_slot_first_and_leave_the_regular_ones() {
+        let now = Instant::now();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let mut g = Guard::new(guard::GuardConfig { max_handshakes_per_ip: 2, ..guard::GuardConfig::default() });
+        started(&mut g, ip, Slot::Join, 1);
+        assert_eq!(door(&Limits::default(), &g, ip, 2, now).unwrap(), Slot::Join);
+        started(&mut g, ip, Slot::Join, 1);
+        // The test's joins are in: another test's primary from behind the
+        // same NAT still finds the regular slots free.
+        assert_eq!(door(&Limits::default(), &g, ip, 2, now).unwrap(), Slot::Regular);
+    }
+
+    #[test]
+    fn bans_and_access_lists_apply_to_joins_too() {
+        let now = Instant::now();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let deny = Guard::new(guard::GuardConfig {
+            deny: vec!["192.0.2.0/24".parse().unwrap()],
+            ..guard::GuardConfig::default()
+        });
+        assert!(matches!(door(&Limits::default(), &deny, ip, 5, now), Err(Refusal::Guard(guard::Refusal::Denied))));
+        let mut banned = Guard::new(guard::GuardConfig { fail_limit: 1, ..guard::GuardConfig::default() });
+        banned.auth_failed(ip, now);
+        let r = door(&Limits::default(), &banned, ip, 5, now).unwrap_err();
+        assert!(matches!(r, Refusal::Guard(guard::Refusal::Banned { .. })), "{r:?}");
+    }
+
+    #[test]
     fn door_refusals() {
         let now = Instant::now();
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let other: IpAddr = "192.0.2.2".parse().unwrap();
         let l = Limits { max_handshakes: 2, ..Limits::default() };
-        let open = Guard::new(guard::GuardConfig::default());
-        assert!(door(&l, 1, &open, ip, now).is_ok());
-        let r = door(&l, 2, &open, ip, now).unwrap_err();
+        let mut open = Guard::new(guard::GuardConfig::default());
+        started(&mut open, other, Slot::Regular, 1);
+        assert_eq!(door(&l, &open, ip, 0, now).unwrap(), Slot::Regular);
+        started(&mut open, other, Slot::Regular, 1);
+        let r = door(&l, &open, ip, 0, now).unwrap_err();
         assert!(matches!(r, Refusal::Handshakes { pending: 2 }) && r.at_door());
         assert_eq!(r.to_string(), "2 connections already in handshake (--max-handshakes)");
         let deny = Guard::new(guard::GuardConfig {
             deny: vec!["192.0.2.0/24".parse().unwrap()],
             ..guard::GuardConfig::default()
         });
-        let r = door(&l, 0, &deny, ip, now).unwrap_err();
+        let r = door(&l, &deny, ip, 0, now).unwrap_err();
         assert!(matches!(r, Refusal::Guard(guard::Refusal::Denied)) && r.at_door());
         assert_eq!(r.to_string(), "address is in a --deny network");
+    }
+
+    fn started(guard: &mut Guard, ip: IpAddr, slot: Slot, n: usize) {
+        for _ in 0..n {
+            guard.handshake_started(ip, slot);
+        }
     }
 
     #[test]

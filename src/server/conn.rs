@@ -2,6 +2,7 @@
 //! or the held reply of a failed login. Reads only what the handshake asks
 //! for, so no data-phase byte is ever consumed here.
 
+use super::guard::Slot;
 use super::handshake::{AuthConfig, Event, Handshake, HandshakeError};
 use super::session::IO_BUDGET;
 use crate::stream::Stream;
@@ -40,6 +41,8 @@ pub struct Pending {
     pub peer: SocketAddr,
     /// When it was accepted: the oldest of a crowded address goes first.
     pub since: Instant,
+    /// The handshake count this connection is held under until it ends.
+    pub slot: Slot,
     role: Role,
 }
 
@@ -82,13 +85,9 @@ impl std::fmt::Display for Closed {
 }
 
 impl Pending {
-    pub fn new(stream: Stream, peer: SocketAddr, now: Instant) -> Pending {
-        Pending {
-            stream,
-            peer,
-            since: now,
-            role: Role::Handshake { hs: Box::new(Handshake::new(peer)), deadline: None },
-        }
+    pub fn new(stream: Stream, peer: SocketAddr, slot: Slot, now: Instant) -> Pending {
+        let role = Role::Handshake { hs: Box::new(Handshake::new(peer)), deadline: None };
+        Pending { stream, peer, since: now, slot, role }
     }
 
     /// The live deadline of the current role, as `Timers::schedule` keeps it.

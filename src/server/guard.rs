@@ -1,6 +1,8 @@
 //! Abuse protection at the door: allow/deny networks, a cap on handshakes
-//! per address, and per-address bans after repeated failed logins. Memory
-//! is bounded whatever the number of attacking addresses.
+//! per address (the joins of an address's own multi-connection tests are
+//! counted apart, as [`Slot::Join`]), and per-address bans after repeated
+//! failed logins. Memory is bounded whatever the number of attacking
+//! addresses.
 
 use crate::cidr::{self, Cidr};
 use std::collections::HashMap;
@@ -79,12 +81,41 @@ pub struct FailOutcome {
     pub banned: Option<Duration>,
 }
 
+/// Which allowance a connection in its handshake is counted under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// Counted against `--max-handshakes` and `--max-handshakes-per-ip`.
+    Regular,
+    /// One of the connections that multi-connection tests of this address
+    /// still miss: outside both caps, so that a client opening all its
+    /// extra connections at once is served, and bounded by those missing
+    /// connections (see `admission::door`).
+    Join,
+}
+
+/// Connections in their handshake, by slot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Handshakes {
+    pub regular: usize,
+    pub join: usize,
+}
+
+impl Handshakes {
+    fn slot(&mut self, slot: Slot) -> &mut usize {
+        match slot {
+            Slot::Regular => &mut self.regular,
+            Slot::Join => &mut self.join,
+        }
+    }
+}
+
 pub struct Guard {
     cfg: GuardConfig,
     failures: HashMap<IpAddr, Failures>,
-    /// Connections in the handshake, per address and in all.
-    handshakes: HashMap<IpAddr, usize>,
-    pending: usize,
+    /// Connections in the handshake per address; an address with none has no entry.
+    handshakes: HashMap<IpAddr, Handshakes>,
+    /// The same, all addresses together.
+    pending: Handshakes,
 }
 
 /// Bans, handshake counts and per-address limits apply to whole /64s: one
@@ -94,12 +125,17 @@ pub fn address_key(ip: IpAddr) -> IpAddr {
     if ip.is_ipv6() { cidr::mask(ip, 64) } else { ip }
 }
 
+/// Whether two addresses share bans and handshake counts.
+pub fn same_client(a: IpAddr, b: IpAddr) -> bool {
+    address_key(a) == address_key(b)
+}
+
 impl Guard {
     pub fn new(cfg: GuardConfig) -> Guard {
-        Guard { cfg, failures: HashMap::new(), handshakes: HashMap::new(), pending: 0 }
+        Guard { cfg, failures: HashMap::new(), handshakes: HashMap::new(), pending: Handshakes::default() }
     }
 
-    /// Whether `ip` may open a connection now.
+    /// Whether `ip` may connect at all: the deny and allow lists and bans.
     pub fn check(&self, ip: IpAddr, now: Instant) -> Result<(), Refusal> {
         if self.cfg.deny.iter().any(|n| n.contains(ip)) {
             return Err(Refusal::Denied);
@@ -113,27 +149,41 @@ impl Guard {
                 return Err(Refusal::Banned { remaining: until - now });
             }
         }
-        let n = self.handshakes.get(&k).copied().unwrap_or(0);
+        Ok(())
+    }
+
+    /// Whether `ip` may start one more regular handshake: its own cap.
+    pub fn check_handshakes(&self, ip: IpAddr) -> Result<(), Refusal> {
+        let n = self.handshakes_of(ip).regular;
         if n >= self.cfg.max_handshakes_per_ip {
             return Err(Refusal::TooManyHandshakes(n));
         }
         Ok(())
     }
 
-    pub fn handshake_started(&mut self, ip: IpAddr) {
-        *self.handshakes.entry(address_key(ip)).or_insert(0) += 1;
-        self.pending += 1;
+    pub fn handshake_started(&mut self, ip: IpAddr, slot: Slot) {
+        *self.handshakes.entry(address_key(ip)).or_default().slot(slot) += 1;
+        *self.pending.slot(slot) += 1;
     }
 
-    pub fn handshake_ended(&mut self, ip: IpAddr) {
+    /// `slot` is the one the connection started under.
+    pub fn handshake_ended(&mut self, ip: IpAddr, slot: Slot) {
         let k = address_key(ip);
-        if let Some(n) = self.handshakes.get_mut(&k) {
-            *n -= 1;
-            self.pending -= 1;
-            if *n == 0 {
-                self.handshakes.remove(&k);
-            }
+        let Some(counts) = self.handshakes.get_mut(&k) else { return };
+        let n = counts.slot(slot);
+        if *n == 0 {
+            return;
         }
+        *n -= 1;
+        *self.pending.slot(slot) -= 1;
+        if *counts == Handshakes::default() {
+            self.handshakes.remove(&k);
+        }
+    }
+
+    /// Connections of `ip` (its /64 for IPv6) in the handshake.
+    pub fn handshakes_of(&self, ip: IpAddr) -> Handshakes {
+        self.handshakes.get(&address_key(ip)).copied().unwrap_or_default()
     }
 
     /// Records a failed login from `ip`.
@@ -167,18 +217,13 @@ impl Guard {
         self.failures.get(&address_key(ip)).and_then(|f| f.banned_until).is_some_and(|u| u > now)
     }
 
-    /// Connections in the handshake from `ip`'s address.
-    pub fn handshakes_from(&self, ip: IpAddr) -> usize {
-        self.handshakes.get(&address_key(ip)).copied().unwrap_or(0)
-    }
-
-    /// The address with the most connections in the handshake, and how many.
+    /// The address with the most regular handshakes, and how many.
     pub fn most_handshakes(&self) -> Option<(IpAddr, usize)> {
-        self.handshakes.iter().max_by_key(|&(_, n)| *n).map(|(k, n)| (*k, *n))
+        self.handshakes.iter().map(|(k, h)| (*k, h.regular)).filter(|&(_, n)| n > 0).max_by_key(|&(_, n)| n)
     }
 
     /// Connections in the handshake, all addresses together.
-    pub fn handshakes(&self) -> usize {
+    pub fn handshakes(&self) -> Handshakes {
         self.pending
     }
 
@@ -264,6 +309,19 @@ mod tests {
     }
 
     #[test]
+    fn the_most_crowded_address_is_found() {
+        let mut g = Guard::new(GuardConfig::default());
+        assert_eq!(g.most_handshakes(), None);
+        g.handshake_started(ip("192.0.2.1"), Slot::Regular);
+        g.handshake_started(ip("192.0.2.2"), Slot::Regular);
+        g.handshake_started(ip("192.0.2.2"), Slot::Regular);
+        g.handshake_started(ip("192.0.2.3"), Slot::Join);
+        g.handshake_started(ip("192.0.2.3"), Slot::Join);
+        g.handshake_started(ip("192.0.2.3"), Slot::Join);
+        assert_eq!(g.most_handshakes(), Some((ip("192.0.2.2"), 2)), "joins are not crowding");
+    }
+
+    #[test]
     fn ipv6_hosts_of_one_prefix_share_a_ban() {
         let mut g = Guard::new(GuardConfig { fail_limit: 1, ..GuardConfig::default() });
         let t0 = Instant::now();
@@ -286,19 +344,39 @@ mod tests {
     fn handshakes_per_address_are_capped() {
         let mut g = Guard::new(GuardConfig { max_handshakes_per_ip: 2, ..GuardConfig::default() });
         let a = ip("192.0.2.1");
-        let now = Instant::now();
-        g.handshake_started(a);
-        g.handshake_started(a);
-        assert_eq!(g.check(a, now), Err(Refusal::TooManyHandshakes(2)));
-        assert_eq!(g.handshakes(), 2);
-        assert_eq!(g.handshakes_from(a), 2);
-        g.handshake_started(ip("192.0.2.2"));
-        assert_eq!(g.most_handshakes(), Some((a, 2)));
-        g.handshake_ended(ip("192.0.2.2"));
-        g.handshake_ended(a);
-        assert_eq!(g.check(a, now), Ok(()));
-        g.handshake_ended(a);
-        g.handshake_ended(a);
-        assert_eq!(g.handshakes(), 0, "an unmatched end does not underflow");
+        g.handshake_started(a, Slot::Regular);
+        g.handshake_started(a, Slot::Regular);
+        assert_eq!(g.check_handshakes(a), Err(Refusal::TooManyHandshakes(2)));
+        assert_eq!(g.check(a, Instant::now()), Ok(()), "the cap is not an access refusal");
+        assert_eq!(g.handshakes().regular, 2);
+        g.handshake_ended(a, Slot::Regular);
+        assert_eq!(g.check_handshakes(a), Ok(()));
+        g.handshake_ended(a, Slot::Regular);
+        g.handshake_ended(a, Slot::Regular);
+        assert_eq!(g.handshakes(), Handshakes::default(), "an unmatched end does not underflow");
+        assert!(g.handshakes.is_empty());
+    }
+
+    #[test]
+    fn join_slots_are_counted_apart_from_the_cap() {
+        let mut g = Guard::new(GuardConfig { max_handshakes_per_ip: 1, ..GuardConfig::default() });
+        let a = ip("2001:db8::1");
+        g.handshake_started(a, Slot::Join);
+        g.handshake_started(ip("2001:db8::2"), Slot::Join);
+        assert_eq!(g.check_handshakes(a), Ok(()), "joins leave the regular cap alone");
+        g.handshake_started(a, Slot::Regular);
+        assert_eq!(g.handshakes_of(ip("2001:db8::ffff")), Handshakes { regular: 1, join: 2 }, "one /64");
+        assert_eq!(g.handshakes(), Handshakes { regular: 1, join: 2 });
+        // Ends that match no started handshake change nothing.
+        g.handshake_ended(ip("192.0.2.1"), Slot::Join);
+        g.handshake_ended(a, Slot::Join);
+        g.handshake_ended(a, Slot::Join);
+        g.handshake_ended(a, Slot::Join);
+        assert_eq!(g.handshakes(), Handshakes { regular: 1, join: 0 });
+        g.handshake_ended(a, Slot::Regular);
+        assert!(g.handshakes.is_empty());
+        assert!(same_client(ip("2001:db8::1"), ip("2001:db8::9")));
+        assert!(!same_client(ip("2001:db8::1"), ip("2001:db8:0:1::1")));
+        assert!(same_client(ip("::ffff:192.0.2.1"), ip("192.0.2.1")));
     }
 }

@@ -1,7 +1,13 @@
 //! Multi-connection tests still accepting secondaries, by the token their
 //! primary was given.
+//!
+//! A secondary joins only by presenting its test's token. A connection that
+//! sends a command, even byte for byte the command of a joining test, starts
+//! a test of its own: two clients behind one NAT address that start the
+//! same test at the same moment send identical commands, and each must get
+//! its own test.
 
-use super::session::Session;
+use super::session::{Phase, Session};
 use super::slab::Slab;
 use crate::proto::command;
 use std::collections::HashMap;
@@ -9,7 +15,13 @@ use std::net::IpAddr;
 
 #[derive(Default)]
 pub struct Joining {
+    /// Tokens of sessions in [`Phase::Joining`], to their session keys.
     by_token: HashMap<u16, usize>,
+}
+
+/// Whether `s` is still waiting for connections.
+fn waiting(s: &Session) -> bool {
+    matches!(s.phase(), Phase::Joining { .. }) && !s.is_complete()
 }
 
 impl Joining {
@@ -39,14 +51,20 @@ impl Joining {
         }
     }
 
-    /// The joining session `raw` asks to join from `ip`, if any: by token, or
-    /// (tolerantly) by repeating the primary's exact command.
+    /// The joining session whose token `raw` presents from `ip`, if any.
     pub fn target(&self, sessions: &Slab<Session>, ip: IpAddr, raw: &[u8; 16]) -> Option<usize> {
-        let open = |skey: &usize| sessions.get(*skey).is_some_and(|s| s.peer().ip() == ip && !s.is_complete());
-        if let Some(&skey) = self.by_token.get(&command::join_token(raw)).filter(|k| open(k)) {
-            return Some(skey);
-        }
-        self.by_token.values().copied().find(|k| open(k) && sessions.get(*k).is_some_and(|s| s.cmd().emit() == *raw))
+        let skey = *self.by_token.get(&command::join_token(raw))?;
+        sessions.get(skey).is_some_and(|s| s.peer().ip() == ip && waiting(s)).then_some(skey)
+    }
+
+    /// Connections that the joining tests of clients matching `client` still
+    /// miss: the door's allowance for their joins.
+    pub fn missing(&self, sessions: &Slab<Session>, client: impl Fn(IpAddr) -> bool) -> usize {
+        let joining = self.by_token.values().filter_map(|&k| sessions.get(k));
+        joining
+            .filter(|s| waiting(s) && client(s.peer().ip()))
+            .map(|s| s.cmd().connections().saturating_sub(s.conn_count()))
+            .sum()
     }
 }
 
@@ -96,12 +114,33 @@ mod tests {
     }
 
     #[test]
-    fn repeating_the_primarys_command_joins_too() {
+    fn repeating_the_primarys_command_does_not_join() {
         let (slab, k) = sessions("192.0.2.1:1000", cmd(4));
         let mut j = Joining::default();
         j.open(k);
-        assert_eq!(j.target(&slab, "192.0.2.1".parse().unwrap(), &cmd(4).emit()), Some(k));
-        assert_eq!(j.target(&slab, "192.0.2.1".parse().unwrap(), &cmd(3).emit()), None);
+        assert_eq!(j.target(&slab, "192.0.2.1".parse().unwrap(), &cmd(4).emit()), None);
+    }
+
+    #[test]
+    fn missing_connections_of_joining_tests_by_client() {
+        let (mut slab, k) = sessions("192.0.2.1:1000", cmd(20));
+        let now = Instant::now();
+        let tcp = Transport::Tcp { pacer: TokenBucket::new(0, 1, now) };
+        let peer = "192.0.2.1:1001".parse().unwrap();
+        let k2 = slab.insert(Session::new(2, peer, None, cmd(3), tcp, 0, Duration::from_secs(5), now));
+        let mut j = Joining::default();
+        let a: IpAddr = "192.0.2.1".parse().unwrap();
+        let from_a = |ip: IpAddr| ip == a;
+        assert_eq!(j.missing(&slab, from_a), 0, "no test is joining yet");
+        let t = j.open(k);
+        j.open(k2);
+        // Neither has its primary attached in this table: 20 + 3 missing.
+        assert_eq!(j.missing(&slab, from_a), 23);
+        assert_eq!(j.missing(&slab, |ip| ip != a), 0, "another client has none");
+        j.close(t, k);
+        assert_eq!(j.missing(&slab, from_a), 3, "a test that stopped joining gives no allowance");
+        slab.get_mut(k2).unwrap().start(now);
+        assert_eq!(j.missing(&slab, from_a), 0, "nor does one that started on its join timeout");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 use super::admission::{self, Load, Refusal};
 use super::conn::{Closed, Conn, Pending, Read, Role};
+use super::guard::{self, Slot};
 use super::handshake::HandshakeError;
 use super::rates::min_rate;
 use super::session::{EndReason, Io, Session, Timed, Transport};
@@ -38,18 +39,22 @@ impl Server {
 
     fn on_accept(&mut self, sock: TcpStream, peer: SocketAddr, now: Instant) {
         let peer = canonical(peer);
-        let door = |s: &Server| admission::door(&s.limits, s.guard.handshakes(), &s.guard, peer.ip(), now);
+        let missing = self.joining.missing(&self.sessions, |ip| guard::same_client(ip, peer.ip()));
+        let door = |s: &Server| admission::door(&s.limits, &s.guard, peer.ip(), missing, now);
         let mut verdict = door(self);
         if matches!(verdict, Err(Refusal::Handshakes { .. })) && self.make_room(peer.ip(), now) {
             verdict = door(self);
         }
-        if let Err(why) = verdict {
-            self.peer_log.warn(peer.ip(), now, format_args!("{peer}: refused: {why}"));
-            return;
-        }
-        let deadline = admission::handshake_deadline(&self.limits, self.guard.handshakes());
+        let slot = match verdict {
+            Ok(slot) => slot,
+            Err(why) => {
+                self.peer_log.warn(peer.ip(), now, format_args!("{peer}: refused: {why}"));
+                return;
+            }
+        };
+        let deadline = admission::handshake_deadline(&self.limits, self.guard.handshakes().regular);
         let _ = sock.set_nodelay(true);
-        let pending = Pending::new(Stream::new(sock, 1, false, 1), peer, now);
+        let pending = Pending::new(Stream::new(sock, 1, false, 1), peer, slot, now);
         let key = self.conns.insert(Conn::Pending(Box::new(pending)));
         let Some(Conn::Pending(p)) = self.conns.get_mut(key) else { return };
         let interest = Interest::READABLE | Interest::WRITABLE;
@@ -58,10 +63,13 @@ impl Server {
             self.conns.remove(key);
             return;
         }
-        self.guard.handshake_started(peer.ip());
+        self.guard.handshake_started(peer.ip(), slot);
         p.stream.out.push(&reply::HELLO);
         self.timers.schedule(Owner::Conn(key), now + deadline, p.timer());
-        log::debug!("{peer}: connected");
+        match slot {
+            Slot::Regular => log::debug!("{peer}: connected"),
+            Slot::Join => log::debug!("{peer}: connected (join slot: tests of this address miss {missing})"),
+        }
         if let Err(why) = p.flush() {
             self.close_pending(key, why, now);
         }
@@ -103,11 +111,13 @@ impl Server {
     /// crowded address if `ip`'s is clearly less crowded; true if it did.
     fn make_room(&mut self, ip: IpAddr, now: Instant) -> bool {
         let Some((crowded, n)) = self.guard.most_handshakes() else { return false };
-        if !admission::may_evict(self.guard.handshakes_from(ip), n) {
+        if !admission::may_evict(self.guard.handshakes_of(ip).regular, n) {
             return false;
         }
         let oldest = self.conns.iter().filter_map(|(k, c)| match c {
-            Conn::Pending(p) if super::guard::address_key(p.peer.ip()) == crowded => Some((p.since, k)),
+            Conn::Pending(p) if p.slot == Slot::Regular && guard::address_key(p.peer.ip()) == crowded => {
+                Some((p.since, k))
+            }
             _ => None,
         });
         let Some((_, victim)) = oldest.min() else { return false };
@@ -284,7 +294,7 @@ impl Server {
             return;
         }
         let Conn::Pending(p) = std::mem::replace(slot, Conn::Data { session: skey, index: 0 }) else { return };
-        self.guard.handshake_ended(p.peer.ip());
+        self.guard.handshake_ended(p.peer.ip(), p.slot);
         let Some(s) = self.sessions.get_mut(skey) else {
             self.conns.remove(key);
             let mut stream = p.stream;
@@ -315,6 +325,9 @@ impl Server {
         } else {
             self.drive(skey, now, |s, io| s.write(index, io));
         }
+        // A client may send data right behind its join request, and the
+        // readiness event that brought them both is spent.
+        self.drive(skey, now, |s, io| s.read(index, io));
     }
 
     fn start_session(&mut self, skey: usize, now: Instant) {
@@ -425,7 +438,7 @@ impl Server {
             return;
         }
         if let Some(Conn::Pending(mut p)) = self.conns.remove(key) {
-            self.guard.handshake_ended(p.peer.ip());
+            self.guard.handshake_ended(p.peer.ip(), p.slot);
             p.stream.close(self.poll.registry());
         }
     }
