@@ -3,10 +3,6 @@
 use super::{ProtoError, take};
 use std::fmt;
 
-/// RouterOS offers at most 20 TCP connections per test; btestd accepts up to
-/// 100 so that other clients are not refused, and operators can lower it.
-pub const MAX_CONNECTIONS: u8 = 100;
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     Udp,
@@ -119,10 +115,9 @@ impl Command {
             1 => Protocol::Tcp,
             other => return Err(ProtoError::BadProtocol(other)),
         };
+        // Every connection count (0..=255) is a valid command: whether it is
+        // allowed is the operator's limit, refused with a reply that says so.
         let direction = Direction::from_wire(b[1])?;
-        if proto == Protocol::Tcp && b[3] > MAX_CONNECTIONS {
-            return Err(ProtoError::BadConnCount(b[3]));
-        }
         Ok(Command {
             proto,
             direction,
@@ -233,10 +228,20 @@ mod tests {
         assert_eq!(Command::parse(&raw), Err(ProtoError::BadDirection(0)));
         raw[1] = 4;
         assert_eq!(Command::parse(&raw), Err(ProtoError::BadDirection(4)));
-        raw[1] = 1;
-        raw[3] = 101;
-        assert_eq!(Command::parse(&raw), Err(ProtoError::BadConnCount(101)));
         assert_eq!(Command::parse(&raw[..15]), Err(ProtoError::Truncated { need: 16, got: 15 }));
+    }
+
+    #[test]
+    fn every_connection_count_byte_parses() {
+        for n in 0..=u8::MAX {
+            let c = Command::parse(&hex(&format!("01 03 01 {n:02x} 00 80 00 00 00 00 00 00 00 00 00 00"))).unwrap();
+            assert_eq!(c.connections(), usize::from(n.max(1)));
+            assert_eq!(c.is_multi_connection(), n > 0);
+            assert_eq!(c.emit()[3], n);
+            // UDP tests run on one TCP connection whatever the byte says.
+            let u = Command::parse(&hex(&format!("00 03 01 {n:02x} dc 05 00 00 00 00 00 00 00 00 00 00"))).unwrap();
+            assert_eq!((u.connections(), u.is_multi_connection()), (1, false));
+        }
     }
 
     #[test]

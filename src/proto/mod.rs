@@ -30,8 +30,6 @@ pub enum ProtoError {
     BadProtocol(u8),
     /// Command byte 1 is not 1, 2 or 3.
     BadDirection(u8),
-    /// A TCP command asked for more parallel connections than btest allows.
-    BadConnCount(u8),
     /// A status message does not start with 0x07 or has non-zero padding.
     BadStatus,
     /// A 4-byte server reply that is not HELLO/OK/challenge/failure.
@@ -49,9 +47,6 @@ impl fmt::Display for ProtoError {
             }
             ProtoError::BadDirection(b) => {
                 write!(f, "invalid command: direction byte {b:#04x} (expected 1 = receive, 2 = transmit, 3 = both)")
-            }
-            ProtoError::BadConnCount(n) => {
-                write!(f, "invalid command: {n} TCP connections requested (at most {})", command::MAX_CONNECTIONS)
             }
             ProtoError::BadStatus => write!(f, "invalid status message"),
             ProtoError::BadReply(b) => write!(f, "unexpected server reply {:02x?}", b),

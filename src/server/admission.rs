@@ -237,6 +237,23 @@ mod tests {
     }
 
     #[test]
+    fn every_connection_count_meets_the_operator_limit() {
+        let l = Limits::default();
+        let limit = l.max_connections_per_test;
+        for n in 1..=u8::MAX {
+            match check(&l, Load::default(), &cmd(Protocol::Tcp, Direction::Both, n, 32768)) {
+                Ok(()) => assert!(n <= limit, "{n} admitted over the limit {limit}"),
+                Err(Refusal::Connections { asked, limit: shown }) => {
+                    assert!(n > limit && asked == usize::from(n) && shown == limit, "{n}");
+                }
+                Err(other) => panic!("{n} connections refused for another reason: {other}"),
+            }
+        }
+        let all = Limits { max_connections_per_test: u8::MAX, ..Limits::default() };
+        assert!(check(&all, Load::default(), &cmd(Protocol::Tcp, Direction::Both, u8::MAX, 32768)).is_ok());
+    }
+
+    #[test]
     fn udp_datagrams_above_the_system_limit() {
         let l = Limits::default();
         let big = cmd(Protocol::Udp, Direction::ServerToClient, 0, 9500);
