@@ -4,7 +4,7 @@
 use super::ClientError;
 use crate::auth::{ecsrp5, md5};
 use crate::proto::frame::{self, FrameError};
-use crate::proto::{Command, Reply, command, reply};
+use crate::proto::{Command, Reply, reply};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
@@ -81,17 +81,6 @@ pub fn primary(s: &mut TcpStream, cmd: &Command, creds: Option<&Credentials>) ->
         crate::proto::Protocol::Tcp => None,
     };
     Ok(Granted { token, udp_port })
-}
-
-/// Joins a secondary connection to the session `token` names.
-pub fn secondary(s: &mut TcpStream, token: u16) -> Result<(), ClientError> {
-    expect_hello(s)?;
-    send(s, &command::emit_join(token), "join request")?;
-    match parse_reply(read_exact::<4>(s, "join reply")?)? {
-        Reply::Ok(Some(t)) if t == token => Ok(()),
-        Reply::Failed => Err(ClientError::Refused),
-        other => Err(ClientError::Protocol(format!("join answered with {other:?}"))),
-    }
 }
 
 fn parse_reply(b: [u8; 4]) -> Result<Reply, ClientError> {

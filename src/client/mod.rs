@@ -5,6 +5,7 @@
 //! loop of its own so one thread can drive many connections at full rate.
 
 pub mod handshake;
+pub mod join;
 pub mod report;
 
 pub use handshake::Credentials;
@@ -12,9 +13,10 @@ pub use handshake::Credentials;
 use crate::auth::ecsrp5::EcSrpError;
 use crate::cpu::CpuSampler;
 use crate::pacer::TokenBucket;
-use crate::proto::{Command, Direction, Protocol};
+use crate::proto::{Command, Direction, Protocol, command};
 use crate::stream::Stream;
 use crate::udp::{IoMode, UdpFlow};
+use join::{JoinReplies, Skipped};
 use mio::{Events, Interest, Poll, Token};
 use report::{Interval, Reporter};
 use std::fmt;
@@ -80,6 +82,12 @@ pub enum ClientError {
     Refused,
     /// EC-SRP5: the server could not prove it knows the validator.
     ServerProof,
+    /// The server closed extra connection `connection` (2..=`of`) before
+    /// any data: it did not join that connection to the test.
+    JoinRefused {
+        connection: usize,
+        of: usize,
+    },
     Unsupported(&'static str),
     Io(io::Error),
 }
@@ -107,6 +115,11 @@ impl fmt::Display for ClientError {
             ClientError::ServerProof => {
                 write!(f, "the server failed to prove the password (EC-SRP5); it may be an impostor")
             }
+            ClientError::JoinRefused { connection, of } => write!(
+                f,
+                "the server closed connection {connection} of {of} instead of joining it to the test (too many \
+                 connections in handshake, or the test's join time ran out; see the server's log)"
+            ),
             ClientError::Unsupported(m) => write!(f, "{m}"),
             ClientError::Io(e) => write!(f, "{e}"),
         }
@@ -141,32 +154,43 @@ pub fn run(config: &Config, reporter: &mut dyn Reporter) -> Result<Summary, Clie
     if let Some(port) = granted.udp_port {
         return udp_data_phase(config, &cmd, primary, port, reporter);
     }
-    let mut socks = vec![primary];
+    // Every extra connection at once, as RouterOS does: their join
+    // requests go out first thing in the data phase, answered or not.
+    let mut joins = Vec::new();
     if cmd.connections() > 1 {
         let token = granted
             .token
             .ok_or_else(|| ClientError::Protocol("multi-connection OK carried no session token".into()))?;
-        for _ in 1..cmd.connections() {
-            let mut s = handshake::connect(config.server, config.connect_timeout)?;
-            handshake::secondary(&mut s, token)?;
-            socks.push(s);
-        }
+        let socks = join::connect_all(config.server, cmd.connections() - 1, config.connect_timeout)?;
+        joins = socks.into_iter().map(|s| (s, token)).collect();
     }
-    tcp_data_phase(config, &cmd, socks, reporter)
+    primary.set_nonblocking(true).map_err(ClientError::Io)?;
+    tcp_data_phase(config, &cmd, mio::net::TcpStream::from_std(primary), joins, reporter)
 }
 
+/// The TCP data phase over the primary and the extra connections, each
+/// with the token of its join request.
 fn tcp_data_phase(
     config: &Config,
     cmd: &Command,
-    socks: Vec<std::net::TcpStream>,
+    primary: mio::net::TcpStream,
+    joins: Vec<(mio::net::TcpStream, u16)>,
     reporter: &mut dyn Reporter,
 ) -> Result<Summary, ClientError> {
     let mut poll = Poll::new().map_err(ClientError::Io)?;
     let block = if cmd.tx_size == 0 { 32768 } else { cmd.tx_size };
-    let mut streams = Vec::with_capacity(socks.len());
-    for (i, s) in socks.into_iter().enumerate() {
-        s.set_nonblocking(true).map_err(ClientError::Io)?;
-        let mut st = Stream::new(mio::net::TcpStream::from_std(s), block, cmd.random, block);
+    let mut streams = Vec::with_capacity(joins.len() + 1);
+    let mut replies = Vec::with_capacity(joins.len() + 1);
+    let conns = std::iter::once((primary, None)).chain(joins.into_iter().map(|(s, t)| (s, Some(t))));
+    for (i, (sock, token)) in conns.enumerate() {
+        let mut st = Stream::new(sock, block, cmd.random, block);
+        match token {
+            Some(t) => {
+                st.out.push(&command::emit_join(t));
+                replies.push(JoinReplies::new(t));
+            }
+            None => replies.push(JoinReplies::none()),
+        }
         poll.registry()
             .register(&mut st.sock, Token(i), Interest::READABLE | Interest::WRITABLE)
             .map_err(ClientError::Io)?;
@@ -195,11 +219,18 @@ fn tcp_data_phase(
     'run: loop {
         let now = Instant::now();
         // Write and read passes for connections that need one.
-        for i in std::mem::take(&mut writable) {
+        let pass = std::mem::take(&mut writable);
+        // The pass's tokens in equal parts: a paced test uses every
+        // connection, not only the first one served.
+        let mut tokens = if transmit { pacer.grant(now) } else { 0 };
+        for (k, &i) in pass.iter().enumerate() {
             let Some(st) = streams.get_mut(i) else { continue };
-            let allowance = if transmit { pacer.grant(now) } else { 0 };
-            let w = st.write(transmit.then_some(&payload[..]), allowance, IO_BUDGET).map_err(ClientError::Io)?;
+            let allowance = tokens / (pass.len() - k) as u64;
+            let w = st
+                .write(transmit.then_some(&payload[..]), allowance, IO_BUDGET)
+                .map_err(|e| stream_error(e, &replies, i))?;
             pacer.consume(w.payload);
+            tokens = tokens.saturating_sub(w.payload);
             if w.more {
                 pending.push((i, false));
             } else if transmit && !w.blocked && pacer.is_limited() {
@@ -208,7 +239,7 @@ fn tcp_data_phase(
         }
         for (i, read) in std::mem::take(&mut pending) {
             if read {
-                if read_stream(&mut streams, i, &mut scratch, &mut pending)? {
+                if read_stream(&mut streams, &mut replies, i, &mut scratch, &mut pending)? {
                     summary.ended_by_server = true;
                     break 'run;
                 }
@@ -265,7 +296,7 @@ fn tcp_data_phase(
                 writable.push(i);
             }
             if (ev.is_readable() || ev.is_read_closed() || ev.is_error())
-                && read_stream(&mut streams, i, &mut scratch, &mut pending)?
+                && read_stream(&mut streams, &mut replies, i, &mut scratch, &mut pending)?
             {
                 summary.ended_by_server = true;
                 break 'run;
@@ -404,7 +435,7 @@ fn udp_data_phase(
                         ctrl[0].write_blocked = false;
                     }
                     if (ev.is_readable() || ev.is_read_closed() || ev.is_error())
-                        && read_stream(&mut ctrl, 0, &mut scratch, &mut Vec::new())?
+                        && read_stream(&mut ctrl, &mut [JoinReplies::none()], 0, &mut scratch, &mut Vec::new())?
                     {
                         summary.ended_by_server = true;
                     }
@@ -472,14 +503,22 @@ fn close_gracefully(poll: &mut Poll, streams: &mut [Stream], scratch: &mut [u8])
     }
 }
 
-/// Reads one connection; true when the server closed it.
+/// Reads one connection, first taking off what its server sent ahead of
+/// data; true when the server closed it.
 fn read_stream(
     streams: &mut [Stream],
+    replies: &mut [JoinReplies],
     i: usize,
     scratch: &mut [u8],
     pending: &mut Vec<(usize, bool)>,
 ) -> Result<bool, ClientError> {
-    let Some(st) = streams.get_mut(i) else { return Ok(false) };
+    let of = streams.len();
+    let (Some(st), Some(ahead)) = (streams.get_mut(i), replies.get_mut(i)) else { return Ok(false) };
+    match join::skip_replies(&mut st.sock, ahead).map_err(ClientError::Io)? {
+        Skipped::Data => {}
+        Skipped::Wait => return Ok(false),
+        Skipped::Closed => return Err(ClientError::JoinRefused { connection: i + 1, of }),
+    }
     match st.read(scratch, IO_BUDGET, u64::MAX) {
         Ok(r) if r.eof => Ok(true),
         Ok(r) => {
@@ -490,6 +529,16 @@ fn read_stream(
         }
         Err(e) if matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe) => Ok(true),
         Err(e) => Err(ClientError::Io(e)),
+    }
+}
+
+/// A write on connection `i` failed: an extra connection the server drops
+/// before its data began was refused, anything else is an I/O error.
+fn stream_error(e: io::Error, replies: &[JoinReplies], i: usize) -> ClientError {
+    let peer_closed = matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe);
+    match replies.get(i) {
+        Some(r) if peer_closed && !r.is_done() => ClientError::JoinRefused { connection: i + 1, of: replies.len() },
+        _ => ClientError::Io(e),
     }
 }
 
