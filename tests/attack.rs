@@ -239,3 +239,25 @@ fn server_closed_unread(r: &Raw) -> bool {
     }
     n == 0 || (n < 0 && std::io::Error::last_os_error().raw_os_error() != Some(libc::EAGAIN))
 }
+
+#[test]
+fn join_token_guesses_get_a_few_tries_not_the_join_window() {
+    let server = Server::start(&[]);
+    let (mut primary, rep) = Raw::command(server.addr, &tcp_cmd(2, true, 4, 1_000_000));
+    assert_eq!((rep[0], rep[3]), (1, 0), "{rep:02x?}");
+    let token = u16::from_be_bytes([rep[1], rep[2]]);
+    let start = Instant::now();
+    for guess in (0x0201u16..).filter(|&t| t != token && t & 0xff != 0).take(3) {
+        let mut r = Raw::connect(server.addr);
+        assert_eq!(r.read_n(4), [1, 0, 0, 0]);
+        r.send(&btestd::proto::command::emit_join(guess));
+        let (reply, closed) = r.read_to_close(Duration::from_secs(5));
+        assert!(closed && reply.is_empty(), "a wrong token gets no reply: {reply:02x?}");
+    }
+    server.wait_log("the join window ends", LOG_WAIT);
+    server.wait_log("starting with 1 of 4 connections", LOG_WAIT);
+    println!("join window ended after 3 wrong tokens, {:.1?}", start.elapsed());
+    assert!(start.elapsed() < Duration::from_secs(4), "well before the 5 s join timeout");
+    // The test runs on the primary.
+    assert!(primary.read_n(4096).len() == 4096);
+}

@@ -57,6 +57,12 @@ impl Joining {
         sessions.get(skey).is_some_and(|s| s.peer().ip() == ip && waiting(s)).then_some(skey)
     }
 
+    /// The joining tests of clients matching `client`.
+    pub fn of(&self, sessions: &Slab<Session>, client: impl Fn(IpAddr) -> bool) -> Vec<usize> {
+        let waiting_of = |k: &usize| sessions.get(*k).is_some_and(|s| waiting(s) && client(s.peer().ip()));
+        self.by_token.values().copied().filter(waiting_of).collect()
+    }
+
     /// Connections that the joining tests of clients matching `client` still
     /// miss: the door's allowance for their joins.
     pub fn missing(&self, sessions: &Slab<Session>, client: impl Fn(IpAddr) -> bool) -> usize {

@@ -11,7 +11,7 @@ use super::session::{EndReason, Io, Session, Timed, Transport};
 use super::timers::{Owner, take_if_live};
 use super::{KIND_CONN, KIND_UDP, Server, token};
 use crate::pacer::TokenBucket;
-use crate::proto::{Command, Protocol, reply};
+use crate::proto::{Command, ProtoError, Protocol, reply};
 use crate::stream::Stream;
 use crate::udp::UdpFlow;
 use mio::Interest;
@@ -103,6 +103,9 @@ impl Server {
             Read::Failed(e) => {
                 self.peer_log.info(peer.ip(), now, format_args!("{peer}: {e}; closing"));
                 self.close_conn(key);
+                if matches!(e, HandshakeError::Proto(ProtoError::BadProtocol(b)) if b >= 2) {
+                    self.wrong_token(key, peer, now);
+                }
             }
         }
     }
@@ -126,6 +129,29 @@ impl Server {
         self.peer_log.info(crowded, now, msg);
         self.close_conn(victim);
         true
+    }
+
+    /// 16 bytes that start like a join token (a command's first byte is 0
+    /// or 1) while tests of this address are joining, but name none of them:
+    /// a guess, or a join too late. It counts as a failed login, and a few
+    /// of them end those tests' join windows, so guessing gets a few tries.
+    fn wrong_token(&mut self, key: usize, peer: SocketAddr, now: Instant) {
+        let joining = self.joining.of(&self.sessions, |ip| guard::same_client(ip, peer.ip()));
+        if joining.is_empty() {
+            return;
+        }
+        let outcome = self.guard.auth_failed(peer.ip(), now);
+        if let Some(ban) = outcome.banned {
+            log::warn!("{}: banned for {} s after repeated failed logins", peer.ip(), ban.as_secs());
+            self.stop_guesses(key, peer.ip());
+        }
+        for skey in joining {
+            let Some(s) = self.sessions.get_mut(skey) else { continue };
+            if s.wrong_token() {
+                log::info!("session {}: wrong join tokens from {}; the join window ends", s.id(), peer.ip());
+                self.start_session(skey, now);
+            }
+        }
     }
 
     /// A ban started: the address's other handshakes in flight stop

@@ -19,6 +19,10 @@ use std::time::{Duration, Instant, SystemTime};
 /// the peer closed one of them.
 const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
+/// Wrong join tokens from a test's address that end its join window: a
+/// token guesser gets a few tries, not the whole window.
+const MAX_WRONG_TOKENS: u8 = 3;
+
 /// Payload bytes in the test's own direction that count as the test moving:
 /// one full-size packet. A peer that trickles a byte a second, or opens a
 /// zero window a byte at a time, does not keep a test (and its slot) alive;
@@ -166,6 +170,8 @@ pub struct Session {
     peer_statuses: u32,
     /// Kernel buffer size of the data sockets; None: left to the kernel.
     socket_share: Option<u32>,
+    /// Wrong join tokens from this test's address while it joins.
+    wrong_tokens: u8,
 }
 
 /// What a closed session leaves for the loop to clean up.
@@ -211,6 +217,7 @@ impl Session {
             armed: None,
             peer_statuses: 0,
             socket_share: None,
+            wrong_tokens: 0,
         }
     }
 
@@ -310,6 +317,13 @@ impl Session {
             Phase::Draining { since, .. } => since,
             Phase::Joining { .. } => None,
         }
+    }
+
+    /// A wrong join token came from this test's address; true once there
+    /// were enough that the join window must end now.
+    pub fn wrong_token(&mut self) -> bool {
+        self.wrong_tokens = self.wrong_tokens.saturating_add(1);
+        self.wrong_tokens >= MAX_WRONG_TOKENS
     }
 
     /// Whether every connection the command asked for has joined.
