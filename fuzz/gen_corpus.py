@@ -145,6 +145,13 @@ def main():
     rnd = block + st2 + block + block + st2
     seed("status_scan", "random16-bytewise", bytes([1, 16, 0, 0]) + rnd)
     seed("status_scan", "random16-split", bytes([1, 16, 0, 0x0e]) + rnd)
+    # A raw CPU load (no 0x80 flag), then a UDP control connection's frames
+    # after a stray byte, a 12-byte non-status frame and a lone tag pair.
+    raw_load = bytes([7, 0x59, 0, 0]) + struct.pack("<II", 3, 77)
+    seed("status_scan", "zeros-raw-load", bytes([0, 0, 0, 0x05]) + bytes(30) + raw_load + bytes(9))
+    junk = b"\x42" + status(10, 1, 0) + b"\x55" * 12 + status(20, 2, 0) + b"\x07\x07" + raw_load
+    seed("status_scan", "frames-junk-bytewise", bytes([2, 0, 0, 0]) + junk)
+    seed("status_scan", "frames-junk-split", bytes([2, 0, 0, 0x17]) + junk)
 
     # udp_accounting: mode 0 = narrow (base, then port + 2-byte offset),
     # mode 1 = wide (port + 4-byte LE sequence number).

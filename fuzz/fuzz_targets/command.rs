@@ -8,9 +8,10 @@
 //!   to a boolean and `emit` writes back as 0 or 1. `parse(emit(c)) == c`.
 //! - `Reply::parse` accepts exactly OK/MD5/EC-SRP5/FAILED, and each reply
 //!   re-encodes to the 4 bytes it came from.
-//! - `Status::parse` accepts any 12 bytes that start with the tag; `emit`
-//!   normalises only the CPU byte (flag + value clamped to 100, or 0 when the
-//!   flag is clear) and the two unused bytes; `parse(emit(s)) == s`.
+//! - `Status::parse` accepts exactly the 12-byte frames `07 ?? 00 00 ...`;
+//!   `emit` normalises only the CPU byte (a load in the low seven bits, with
+//!   or without the flag, becomes flag + load clamped to 100; 0x00 stays 0);
+//!   `parse(emit(s)) == s`.
 //! - Join tokens and UDP sequence numbers round-trip.
 //!
 //! These run on every connection before authentication, so a panic here
@@ -95,19 +96,17 @@ fn check_status(data: &[u8]) {
         assert_eq!(parsed, Err(ProtoError::Truncated { need: Status::LEN, got: data.len() }));
         return;
     };
-    if raw[0] != status::TAG {
+    if raw[0] != status::TAG || raw[2] != 0 || raw[3] != 0 {
         assert_eq!(parsed, Err(ProtoError::BadStatus));
         return;
     }
     let s = match parsed {
         Ok(s) => s,
-        Err(e) => panic!("status with the tag {raw:02x?} rejected: {e}"),
+        Err(e) => panic!("status frame {raw:02x?} rejected: {e}"),
     };
     let mut normalised = [0u8; Status::LEN];
     normalised.copy_from_slice(raw);
-    normalised[1] = if raw[1] & 0x80 != 0 { 0x80 | (raw[1] & 0x7f).min(100) } else { 0 };
-    normalised[2] = 0;
-    normalised[3] = 0;
+    normalised[1] = if raw[1] != 0 { 0x80 | (raw[1] & 0x7f).min(100) } else { 0 };
     assert_eq!(s.emit(), normalised, "status emit of {raw:02x?} ({s:?})");
     assert_eq!(Status::parse(&s.emit()), Ok(s));
     assert!(s.cpu.is_none_or(|c| c <= 100));
