@@ -1,11 +1,12 @@
 //! One TCP connection in the data phase, for either side: reads are counted
 //! and scanned for the peer's status messages; writes send queued control
-//! bytes first, then payload, inserting status messages only at the
-//! boundaries of `chunk`-byte payload blocks.
+//! bytes first, then payload, inserting this side's status messages where
+//! the peer's scanner finds them (see [`Stream::write`]).
 
 use crate::proto::{Status, StatusScanner};
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
+use std::time::{Duration, Instant};
 
 /// Control bytes (handshake replies, OK) that must precede everything else.
 /// Small and fixed: the longest is EC-SRP5 message 2 (50 bytes).
@@ -105,19 +106,108 @@ pub struct PeerStatus {
     pub bytes: u64,
 }
 
+/// Shortest time over which the peer's reports become a rate: reports that
+/// arrive closer together (cut apart or bunched on the way) are added to
+/// the next window instead of making a rate out of a sliver of time.
+const MIN_RATE_WINDOW: Duration = Duration::from_millis(500);
+
+/// What the peer's statuses say it received per second, whatever its
+/// reporting interval: each report covers the time since its previous one,
+/// and a peer may report every few seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerRate {
+    /// Start of the current window.
+    since: Instant,
+    /// `PeerStatus::count` and `PeerStatus::bytes` when the window began.
+    count: u32,
+    bytes: u64,
+}
+
+impl PeerRate {
+    /// A window starting at `now`, before the peer's first report.
+    pub fn new(now: Instant) -> PeerRate {
+        PeerRate { since: now, count: 0, bytes: 0 }
+    }
+
+    /// Bytes per second the peer reported since the last rate, once a new
+    /// report arrived and the window is long enough; starts the next window.
+    pub fn update(&mut self, peer: &PeerStatus, now: Instant) -> Option<u64> {
+        let window = now.saturating_duration_since(self.since);
+        if peer.count == self.count || window < MIN_RATE_WINDOW {
+            return None;
+        }
+        let bytes = peer.bytes.saturating_sub(self.bytes);
+        *self = PeerRate { since: now, count: peer.count, bytes: peer.bytes };
+        Some(u64::try_from(u128::from(bytes) * 1_000_000_000 / window.as_nanos()).unwrap_or(u64::MAX))
+    }
+}
+
+/// This side's statuses on their way out: at most one being written and one
+/// waiting. A status queued while another waits is merged into it (bytes
+/// added, latest CPU), so no byte count is lost and the sequence numbers
+/// the peer sees have no gaps.
+#[derive(Debug)]
+struct Outgoing {
+    /// The status being written, and how much of it is out.
+    writing: Option<([u8; Status::LEN], usize)>,
+    /// Queued, not started: the latest CPU figure and the bytes of every
+    /// interval since the last status started.
+    waiting: Option<(Option<u8>, u64)>,
+    /// Bytes beyond what the last status's 32-bit field could carry, owed
+    /// to the next one.
+    carry: u64,
+    /// Sequence number of the next status to start; the first is 1.
+    seq: u32,
+}
+
+impl Outgoing {
+    fn new() -> Outgoing {
+        Outgoing { writing: None, waiting: None, carry: 0, seq: 1 }
+    }
+
+    fn queue(&mut self, cpu: Option<u8>, bytes: u64) {
+        let before = self.waiting.map_or(0, |(_, b)| b);
+        self.waiting = Some((cpu, before.saturating_add(bytes)));
+    }
+
+    /// Turns the waiting status into the one being written.
+    fn start(&mut self) {
+        if self.writing.is_some() {
+            return;
+        }
+        let Some((cpu, bytes)) = self.waiting.take() else { return };
+        let total = bytes.saturating_add(std::mem::take(&mut self.carry));
+        let sent = u32::try_from(total).unwrap_or(u32::MAX);
+        self.carry = total - u64::from(sent);
+        self.writing = Some((Status { cpu, seq: self.seq, bytes: sent }.emit(), 0));
+        self.seq = self.seq.wrapping_add(1);
+    }
+
+    /// Records `n` more bytes of the status being written.
+    fn wrote(&mut self, n: usize) {
+        if let Some((_, off)) = self.writing.as_mut() {
+            *off += n;
+            if *off >= Status::LEN {
+                self.writing = None;
+            }
+        }
+    }
+}
+
 /// A data-phase TCP connection.
 pub struct Stream {
     pub sock: TcpStream,
     /// Control bytes not counted as test traffic.
     pub out: OutBuf,
-    /// A status message being inserted, and how much of it is written.
-    status: Option<([u8; Status::LEN], usize)>,
+    statuses: Outgoing,
     /// True after a write hit WouldBlock, until the next writable event.
     pub write_blocked: bool,
-    /// Payload block size; statuses go only between blocks.
+    /// Payload block size; with random payload statuses go only between blocks.
     chunk: u32,
     /// Bytes of the current payload block already written.
     chunk_pos: u32,
+    /// This side's payload is random (else zeros).
+    random: bool,
     scanner: StatusScanner,
     pub peer: PeerStatus,
     /// Test bytes read (payload and statuses) since the data phase began.
@@ -129,38 +219,55 @@ pub struct Stream {
 }
 
 impl Stream {
-    /// `tx_chunk` is this side's write block size; `rx_random`/`rx_chunk`
-    /// describe the peer's payload, which decides how statuses are found.
-    pub fn new(sock: TcpStream, tx_chunk: u16, rx_random: bool, rx_chunk: u16) -> Stream {
-        Stream {
+    /// `tx_chunk` is this side's write block size, `rx_chunk` the peer's;
+    /// `random` says whether the test's payload (both ways) is random,
+    /// which decides where statuses go and how the peer's are found.
+    pub fn new(sock: TcpStream, tx_chunk: u16, random: bool, rx_chunk: u16) -> Stream {
+        let mut st = Stream {
             sock,
             out: OutBuf::new(),
-            status: None,
+            statuses: Outgoing::new(),
             write_blocked: false,
-            chunk: u32::from(tx_chunk.max(1)),
+            chunk: 1,
             chunk_pos: 0,
-            scanner: if rx_random { StatusScanner::random(rx_chunk) } else { StatusScanner::zeros() },
+            random: false,
+            scanner: StatusScanner::zeros(),
             peer: PeerStatus::default(),
             rx_bytes: 0,
             tx_bytes: 0,
             rx_interval: 0,
-        }
+        };
+        st.set_payload(tx_chunk, random, rx_chunk);
+        st
     }
 
     /// Sets how payload is cut into blocks once the command is known.
-    pub fn set_payload(&mut self, tx_chunk: u16, rx_random: bool, rx_chunk: u16) {
+    pub fn set_payload(&mut self, tx_chunk: u16, random: bool, rx_chunk: u16) {
         self.chunk = u32::from(tx_chunk.max(1));
         self.chunk_pos = 0;
-        self.scanner = if rx_random { StatusScanner::random(rx_chunk) } else { StatusScanner::zeros() };
+        self.random = random;
+        self.scanner = if random { StatusScanner::random(rx_chunk) } else { StatusScanner::zeros() };
     }
 
-    /// Queues a status to be written at the next payload block boundary,
-    /// replacing one that has not started going out yet.
-    pub fn queue_status(&mut self, status: &Status) {
-        match self.status {
-            Some((_, off)) if off > 0 => {}
-            _ => self.status = Some((status.emit(), 0)),
-        }
+    /// For a UDP test's control connection: no payload either way, so the
+    /// peer's statuses are read as back-to-back frames, whatever payload
+    /// the datagrams carry.
+    pub fn set_statuses_only(&mut self) {
+        self.set_payload(1, false, 1);
+        self.scanner = StatusScanner::frames();
+    }
+
+    /// Queues this interval's status (`bytes` received, `cpu` load). One
+    /// that has not started going out yet absorbs it instead, keeping the
+    /// bytes of both.
+    pub fn queue_status(&mut self, cpu: Option<u8>, bytes: u64) {
+        self.statuses.queue(cpu, bytes);
+    }
+
+    /// Bytes the peer sent on a statuses-only connection that were not
+    /// part of a status.
+    pub fn peer_junk(&self) -> u64 {
+        self.scanner.skipped()
     }
 
     /// Drops the socket's registration, first trying once to send queued
@@ -175,7 +282,7 @@ impl Stream {
 
     /// True while control bytes or a status message wait to be written.
     pub fn has_pending(&self) -> bool {
-        !self.out.is_empty() || self.status.is_some()
+        !self.out.is_empty() || self.statuses.writing.is_some() || self.statuses.waiting.is_some()
     }
 
     /// Reads until the socket is drained, EOF, `budget` reads or `limit` bytes.
@@ -230,6 +337,17 @@ impl Stream {
         self.rx_interval += n;
     }
 
+    /// Whether a waiting status may start at this write boundary: at a
+    /// block boundary; or, mid-block, when no payload goes out now (none
+    /// offered, or no allowance left: out of tokens under a rate cap) and
+    /// the payload is zeros, in which the peer finds a status anywhere.
+    /// Random payload keeps it for the end of the block, the only place
+    /// the peer's scanner looks; statuses keep their bytes meanwhile.
+    fn status_may_start(&self, payload: Option<&[u8]>, allowance: u64) -> bool {
+        let sending = payload.is_some_and(|p| !p.is_empty());
+        !sending || self.chunk_pos == 0 || (!self.random && allowance == 0)
+    }
+
     /// Writes control bytes, a due status, then up to `allowance` bytes of
     /// `payload` (repeated as needed), in at most `budget` write calls.
     pub fn write(&mut self, payload: Option<&[u8]>, mut allowance: u64, budget: u32) -> io::Result<WriteOutcome> {
@@ -239,20 +357,26 @@ impl Stream {
             return Ok(res);
         }
         for _ in 0..budget {
-            let (buf, kind) = if !self.out.is_empty() {
-                (self.out.pending(), Kind::Control)
-            } else if let Some((st, off)) = self.status.as_ref().filter(|_| self.chunk_pos == 0 || payload.is_none()) {
-                (&st[*off..], Kind::Status)
-            } else {
-                let Some(p) = payload.filter(|p| !p.is_empty()) else { return Ok(res) };
-                if allowance == 0 {
-                    return Ok(res);
+            if self.out.is_empty() && self.statuses.waiting.is_some() && self.status_may_start(payload, allowance) {
+                self.statuses.start();
+            }
+            let (buf, kind) = match (&self.statuses.writing, self.out.is_empty()) {
+                // A status partly out comes first: its bytes stay together.
+                (Some((st, off)), _) if *off > 0 => (&st[*off..], Kind::Status),
+                (_, false) => (self.out.pending(), Kind::Control),
+                (Some((st, off)), true) => (&st[*off..], Kind::Status),
+                (None, true) => {
+                    let Some(p) = payload.filter(|p| !p.is_empty()) else { return Ok(res) };
+                    if allowance == 0 {
+                        return Ok(res);
+                    }
+                    let mut len = (p.len() as u64).min(allowance);
+                    if self.statuses.waiting.is_some() {
+                        // Stop at the block boundary, where the status goes.
+                        len = len.min(u64::from(self.chunk - self.chunk_pos));
+                    }
+                    (&p[..len as usize], Kind::Payload)
                 }
-                let mut len = (p.len() as u64).min(allowance);
-                if self.status.is_some() {
-                    len = len.min(u64::from(self.chunk - self.chunk_pos));
-                }
-                (&p[..len as usize], Kind::Payload)
             };
             match self.sock.write(buf) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -260,12 +384,7 @@ impl Stream {
                     Kind::Control => self.out.consume(n),
                     Kind::Status => {
                         self.tx_bytes += n as u64;
-                        if let Some((_, off)) = self.status.as_mut() {
-                            *off += n;
-                            if *off >= Status::LEN {
-                                self.status = None;
-                            }
-                        }
+                        self.statuses.wrote(n);
                     }
                     Kind::Payload => {
                         self.tx_bytes += n as u64;
@@ -298,6 +417,7 @@ enum Kind {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::ErrorKind;
 
     #[test]
     fn outbuf_refuses_overflow_and_reuses_space() {
@@ -308,5 +428,158 @@ mod tests {
         assert!(o.is_empty());
         assert!(o.push(&[3; 128]));
         assert_eq!(o.pending().len(), 128);
+    }
+
+    /// A connected loopback pair: our non-blocking stream (payload in
+    /// `chunk`-byte blocks) and the peer's blocking end.
+    fn pair(chunk: u16, random: bool) -> (Stream, std::net::TcpStream) {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer = std::net::TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (ours, _) = l.accept().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        (Stream::new(TcpStream::from_std(ours), chunk, random, chunk), peer)
+    }
+
+    fn read_exact(peer: &mut std::net::TcpStream, n: usize) -> Vec<u8> {
+        let mut b = vec![0u8; n];
+        peer.read_exact(&mut b).unwrap();
+        b
+    }
+
+    /// Asserts nothing more arrives within a short while.
+    fn nothing_more(peer: &mut std::net::TcpStream) {
+        peer.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+        let err = peer.read(&mut [0u8; 64]).expect_err("no more bytes");
+        assert!(matches!(err.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut), "{err}");
+        peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    }
+
+    fn one_status(bytes: &[u8]) -> Status {
+        Status::parse(bytes).unwrap()
+    }
+
+    #[test]
+    fn statuses_queued_before_one_goes_out_are_merged_with_their_bytes() {
+        let (mut st, mut peer) = pair(1, false);
+        st.queue_status(Some(5), 100);
+        st.queue_status(Some(6), 50);
+        assert!(st.has_pending());
+        st.write(None, 0, 16).unwrap();
+        assert!(!st.has_pending());
+        assert_eq!(one_status(&read_exact(&mut peer, 12)), Status { cpu: Some(6), seq: 1, bytes: 150 });
+        nothing_more(&mut peer);
+        st.queue_status(None, 7);
+        st.write(None, 0, 16).unwrap();
+        assert_eq!(one_status(&read_exact(&mut peer, 12)), Status { cpu: None, seq: 2, bytes: 7 });
+        assert_eq!(st.tx_bytes, 24);
+    }
+
+    #[test]
+    fn a_status_queued_while_one_is_written_follows_it() {
+        let mut o = Outgoing::new();
+        o.queue(Some(1), 10);
+        o.start();
+        o.wrote(5);
+        o.queue(Some(2), 20);
+        o.start();
+        let (first, off) = o.writing.unwrap();
+        assert_eq!((one_status(&first).bytes, off), (10, 5), "the first is finished, not replaced");
+        o.wrote(7);
+        assert!(o.writing.is_none());
+        o.start();
+        let (second, _) = o.writing.unwrap();
+        assert_eq!(one_status(&second), Status { cpu: Some(2), seq: 2, bytes: 20 });
+    }
+
+    #[test]
+    fn counts_beyond_32_bits_carry_to_the_next_status() {
+        let mut o = Outgoing::new();
+        o.queue(None, u64::from(u32::MAX) + 10);
+        o.start();
+        assert_eq!(one_status(&o.writing.unwrap().0).bytes, u32::MAX);
+        o.wrote(12);
+        o.queue(None, 5);
+        o.start();
+        assert_eq!(one_status(&o.writing.unwrap().0).bytes, 15);
+    }
+
+    #[test]
+    fn zero_payload_status_goes_out_when_tokens_run_out_mid_block() {
+        let (mut st, mut peer) = pair(1000, false);
+        let payload = payload(4096, false);
+        assert_eq!(st.write(Some(&payload), 300, 16).unwrap().payload, 300);
+        st.queue_status(Some(9), 42);
+        // No tokens left: the status goes now, 300 bytes into the block.
+        assert_eq!(st.write(Some(&payload), 0, 16).unwrap().payload, 0);
+        let got = read_exact(&mut peer, 312);
+        assert!(got[..300].iter().all(|&b| b == 0));
+        assert_eq!(one_status(&got[300..]), Status { cpu: Some(9), seq: 1, bytes: 42 });
+        // With tokens, a due status waits for the block boundary.
+        st.queue_status(Some(9), 1);
+        assert_eq!(st.write(Some(&payload), 2000, 16).unwrap().payload, 2000);
+        let got = read_exact(&mut peer, 2012);
+        assert!(got[..700].iter().all(|&b| b == 0));
+        assert_eq!(one_status(&got[700..712]).seq, 2);
+        assert!(got[712..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn random_payload_status_waits_for_the_block_boundary() {
+        let (mut st, mut peer) = pair(1000, true);
+        let payload = payload(4096, true);
+        assert_eq!(st.write(Some(&payload), 300, 16).unwrap().payload, 300);
+        st.queue_status(Some(9), 42);
+        st.write(Some(&payload), 0, 16).unwrap();
+        st.queue_status(Some(10), 8);
+        let mut got = read_exact(&mut peer, 300);
+        nothing_more(&mut peer);
+        // Tokens again: the block is finished, then the merged status.
+        assert_eq!(st.write(Some(&payload), 2000, 16).unwrap().payload, 2000);
+        got.extend(read_exact(&mut peer, 2012));
+        assert_eq!(got.iter().position(|&b| b == crate::proto::status::TAG), Some(1000));
+        assert_eq!(one_status(&got[1000..1012]), Status { cpu: Some(10), seq: 1, bytes: 50 });
+        let mut found = Vec::new();
+        StatusScanner::random(1000).feed(&got, |s| found.push(s));
+        assert_eq!(found.len(), 1, "the peer's scanner finds it");
+    }
+
+    #[test]
+    fn statuses_only_connection_reads_frames_after_junk() {
+        let (mut st, mut peer) = pair(1, true);
+        st.set_statuses_only();
+        let good = Status { cpu: Some(3), seq: 1, bytes: 99 }.emit();
+        peer.write_all(&[0x42]).unwrap();
+        peer.write_all(&good).unwrap();
+        peer.write_all(&good).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut scratch = [0u8; 64];
+        while st.rx_bytes < 25 && Instant::now() < deadline {
+            st.read(&mut scratch, 16, u64::MAX).unwrap();
+        }
+        assert_eq!((st.peer.count, st.peer.bytes, st.peer_junk()), (2, 198, 1));
+        // Our statuses go out at once: no payload on this connection.
+        st.queue_status(Some(1), 0);
+        st.write(None, 0, 16).unwrap();
+        assert_eq!(one_status(&read_exact(&mut peer, 12)).seq, 1);
+    }
+
+    #[test]
+    fn peer_rate_spreads_each_report_over_its_interval() {
+        let t0 = Instant::now();
+        let mut rate = PeerRate::new(t0);
+        let mut peer = PeerStatus::default();
+        assert_eq!(rate.update(&peer, t0 + Duration::from_secs(1)), None, "no report yet");
+        peer.count = 1;
+        peer.bytes = 5_000_000;
+        assert_eq!(rate.update(&peer, t0 + Duration::from_secs(5)), Some(1_000_000), "a report every 5 s");
+        assert_eq!(rate.update(&peer, t0 + Duration::from_secs(6)), None, "no new report");
+        // Two reports 100 ms apart: the second waits for a longer window.
+        peer.count = 2;
+        peer.bytes += 400;
+        assert_eq!(rate.update(&peer, t0 + Duration::from_millis(5100)), None);
+        peer.count = 3;
+        peer.bytes += 600;
+        assert_eq!(rate.update(&peer, t0 + Duration::from_secs(6)), Some(1000));
     }
 }

@@ -14,7 +14,7 @@ use crate::auth::ecsrp5::EcSrpError;
 use crate::cpu::CpuSampler;
 use crate::pacer::TokenBucket;
 use crate::proto::{Command, Direction, Protocol, command};
-use crate::stream::Stream;
+use crate::stream::{PeerRate, Stream};
 use crate::udp::{IoMode, UdpFlow};
 use join::{JoinReplies, Skipped};
 use mio::{Events, Interest, Poll, Token};
@@ -338,7 +338,11 @@ fn udp_data_phase(
 
     let mut poll = Poll::new().map_err(ClientError::Io)?;
     control.set_nonblocking(true).map_err(ClientError::Io)?;
+    // Only statuses travel on the control connection: read them as frames
+    // (a stray byte must not hide the server's statuses), whatever payload
+    // the datagrams carry.
     let mut ctrl = [Stream::new(mio::net::TcpStream::from_std(control), 1, false, 1)];
+    ctrl[0].set_statuses_only();
     poll.registry()
         .register(&mut ctrl[0].sock, Token(0), Interest::READABLE | Interest::WRITABLE)
         .map_err(ClientError::Io)?;
@@ -354,9 +358,9 @@ fn udp_data_phase(
     cpu.sample();
     let mut next_report = start + Duration::from_secs(1);
     let mut second = 0u32;
-    let mut status_seq = 1u32;
     let mut last = Interval::default();
     let mut seen = 0u32;
+    let mut peer_rate = PeerRate::new(start);
     let mut summary = Summary::default();
     let (mut send_due, mut recv_due) = (transmit, true);
     let mut pace_wake: Option<Instant> = None;
@@ -376,17 +380,18 @@ fn udp_data_phase(
             seen = st.peer.count;
             if let Some(p) = st.peer.last {
                 summary.remote_cpu = p.cpu.or(summary.remote_cpu);
-                if transmit {
-                    flow.adapt(p.bytes, now);
-                }
+            }
+        }
+        // What the server received per second, however often it reports.
+        if let Some(per_sec) = peer_rate.update(&st.peer, now) {
+            if transmit {
+                flow.adapt(u32::try_from(per_sec).unwrap_or(u32::MAX), now);
             }
         }
         if now >= next_report || now >= end {
             second += 1;
             let local_cpu = cpu.sample();
-            let bytes = u32::try_from(flow.take_rx_interval()).unwrap_or(u32::MAX);
-            st.queue_status(&crate::proto::Status { cpu: local_cpu, seq: status_seq, bytes });
-            status_seq = status_seq.wrapping_add(1);
+            st.queue_status(local_cpu, flow.take_rx_interval());
             let cur = Interval {
                 tx_bytes: flow.tx_bytes,
                 rx_bytes: flow.rx_bytes,

@@ -7,9 +7,9 @@ mod io;
 pub use io::{Buffers, IO_BUDGET, Io, Ready, Timed};
 
 use crate::pacer::TokenBucket;
-use crate::proto::{Command, Protocol, Status};
+use crate::proto::{Command, Protocol};
 use crate::store::SessionRecord;
-use crate::stream::Stream;
+use crate::stream::{PeerRate, Stream};
 use crate::udp::UdpFlow;
 use std::fmt;
 use std::net::SocketAddr;
@@ -156,8 +156,6 @@ pub struct Session {
     /// Bytes (received, transmitted) already charged to budgets and usage.
     charged: (u64, u64),
     next_status: Instant,
-    /// Sequence number of the next status message (starts at 1).
-    status_seq: u32,
     /// When the test's data last moved in its own direction.
     activity: Activity,
     /// The pacer asked to be woken at this time.
@@ -166,8 +164,10 @@ pub struct Session {
     rx_wake: Option<Instant>,
     /// Live timer deadline (see `timers::Timers::schedule`).
     armed: Option<Instant>,
-    /// Peer statuses already applied to the UDP pacer.
+    /// Peer statuses seen so far: a new one is a UDP test's sign of life.
     peer_statuses: u32,
+    /// The client's UDP reports as a per-second rate, for the UDP pacer.
+    peer_rate: PeerRate,
     /// Kernel buffer size of the data sockets; None: left to the kernel.
     socket_share: Option<u32>,
     /// Wrong join tokens from this test's address while it joins.
@@ -210,12 +210,12 @@ impl Session {
             started_wall: SystemTime::now(),
             charged: (0, 0),
             next_status: now + Duration::from_secs(1),
-            status_seq: 1,
             activity: Activity { last: now, progress: 0 },
             pace_wake: None,
             rx_wake: None,
             armed: None,
             peer_statuses: 0,
+            peer_rate: PeerRate::new(now),
             socket_share: None,
             wrong_tokens: 0,
         }
@@ -289,6 +289,7 @@ impl Session {
         if let Phase::Running { .. } = phase {
             self.next_status = now + Duration::from_secs(1);
             self.activity.alive(now);
+            self.peer_rate = PeerRate::new(now);
         }
         self.phase = phase;
     }
@@ -331,14 +332,22 @@ impl Session {
         self.conns.len() >= self.cmd.connections()
     }
 
-    /// Adds a TCP connection of the test; returns its index.
+    /// Adds a TCP connection of the test; returns its index. A UDP test's
+    /// control connection carries only statuses: they are read as frames
+    /// even when the datagrams' payload is random, so that one unexpected
+    /// byte cannot hide the client's statuses for a whole "block".
     pub fn attach(&mut self, key: usize, mut stream: Stream) -> usize {
         if let Some(size) = self.socket_share {
             use std::os::fd::AsRawFd;
             super::socket_budget::apply(stream.sock.as_raw_fd(), size);
         }
-        let tx_size = tcp_block(self.cmd.tx_size);
-        stream.set_payload(tx_size, self.cmd.random, tx_size);
+        match self.transport {
+            Transport::Udp { .. } => stream.set_statuses_only(),
+            Transport::Tcp { .. } => {
+                let tx_size = tcp_block(self.cmd.tx_size);
+                stream.set_payload(tx_size, self.cmd.random, tx_size);
+            }
+        }
         self.conns.push(DataConn { key, stream, eof: false, queued_read: false, queued_write: false });
         self.conns.len() - 1
     }
@@ -396,30 +405,39 @@ impl Session {
 
     /// Next status time: one second on, or one second from now after a stall.
     fn advance_status_clock(&mut self, now: Instant) {
-        self.status_seq = self.status_seq.wrapping_add(1);
         self.next_status += Duration::from_secs(1);
         if self.next_status <= now {
             self.next_status = now + Duration::from_secs(1);
         }
     }
 
-    /// Queues this second's status on every connection. `cap` is the
-    /// operator's per-test cap in bytes/s (0 = none).
+    /// Queues this second's status on every connection that carries one
+    /// (each stream numbers its own and merges one not yet sent into the
+    /// next). `cap` is the operator's per-test cap in bytes/s (0 = none).
     fn queue_statuses(&mut self, cpu: Option<u8>, cap: u64, now: Instant) {
-        let st = Status { cpu, seq: self.status_seq, bytes: 0 };
-        // UDP: the datagram bytes received, on the control connection.
-        // A UDP sender cannot be slowed by not reading, but it adapts to
-        // what we report: report no more than the per-test cap allows.
+        self.advance_status_clock(now);
         let udp_bytes = match &mut self.transport {
+            // UDP: the datagram bytes received, on the control connection,
+            // whatever the direction (0 when only transmitting). A UDP
+            // sender cannot be slowed by not reading, but it adapts to
+            // what we report: report no more than the per-test cap allows.
             Transport::Udp { flow, .. } => Some(flow.take_rx_interval()).map(|b| if cap > 0 { b.min(cap) } else { b }),
             Transport::Tcp { .. } => None,
         };
         for c in &mut self.conns {
             let tcp_bytes = c.stream.take_rx_interval();
-            let interval = udp_bytes.unwrap_or(tcp_bytes);
-            c.stream.queue_status(&Status { bytes: u32::try_from(interval).unwrap_or(u32::MAX), ..st });
+            c.stream.queue_status(cpu, udp_bytes.unwrap_or(tcp_bytes));
         }
-        self.advance_status_clock(now);
+    }
+
+    /// The client's statuses on a UDP test's control connection pace our
+    /// datagrams: 1.5 times what it received per second, however often it
+    /// reports (a client reporting every 5 s reports 5 s of traffic).
+    fn adapt_to_peer(&mut self, index: usize, now: Instant) {
+        let (Transport::Udp { flow, .. }, Some(c)) = (&mut self.transport, self.conns.get(index)) else { return };
+        if let Some(per_sec) = self.peer_rate.update(&c.stream.peer, now) {
+            flow.adapt(u32::try_from(per_sec).unwrap_or(u32::MAX), now);
+        }
     }
 
     /// Applies the operator's caps on what this test sends and reads (bits/s).
@@ -468,9 +486,10 @@ impl Session {
     /// the loop must release and record.
     pub fn close(self, reason: &EndReason, registry: &mio::Registry) -> Closed {
         let (rx, tx) = self.bytes();
-        let (mut statuses, mut peer_cpu) = (0, None);
+        let (mut statuses, mut peer_cpu, mut junk) = (0, None, 0);
         for c in &self.conns {
             statuses += c.stream.peer.count;
+            junk += c.stream.peer_junk();
             if let Some(st) = c.stream.peer.last {
                 peer_cpu = st.cpu.or(peer_cpu);
             }
@@ -492,6 +511,12 @@ impl Session {
             lost = flow.loss().0;
             if flow.foreign > 0 {
                 log::info!("session {}: ignored {} datagrams from other addresses", self.id, flow.foreign);
+            }
+            if junk > 0 {
+                log::info!(
+                    "session {}: skipped {junk} bytes on the control connection that were not statuses",
+                    self.id
+                );
             }
             let _ = registry.deregister(&mut flow.sock);
             udp_port = Some(port);
@@ -547,7 +572,7 @@ fn tcp_block(tx_size: u16) -> u16 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{Direction, Protocol};
+    use crate::proto::{Direction, Protocol, Status};
     use crate::server::rates::Rates;
 
     fn cmd(conns: u8) -> Command {
@@ -592,7 +617,6 @@ mod tests {
         s.set_phase(Phase::Running { since: t0 }, t0);
         s.advance_status_clock(t0 + Duration::from_secs(1));
         assert_eq!(s.next_status, t0 + Duration::from_secs(2));
-        assert_eq!(s.status_seq, 2);
         let late = t0 + Duration::from_secs(10);
         s.advance_status_clock(late);
         assert_eq!(s.next_status, late + Duration::from_secs(1));

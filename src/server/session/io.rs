@@ -88,24 +88,19 @@ impl Session {
             Err(e) => return Err(EndReason::from_io(&e)),
         };
         budget.spend(r.bytes);
-        let mut report = false;
-        if let Transport::Udp { flow, .. } = &mut self.transport {
-            // The client's statuses on the control connection pace our datagrams.
-            if c.stream.peer.count != self.peer_statuses {
-                self.peer_statuses = c.stream.peer.count;
-                report = true;
-                if let Some(st) = c.stream.peer.last {
-                    flow.adapt(st.bytes, now);
-                }
-            }
-        }
+        let throttled_until = r.throttled.then(|| budget.wake_at());
+        let reported = c.stream.peer.count != self.peer_statuses;
+        self.peer_statuses = c.stream.peer.count;
+        self.adapt_to_peer(index, now);
         // Only data in the test's own direction keeps it alive: for TCP what
         // the server receives; for UDP the control connection carries reports.
-        if report && self.cmd.direction.server_transmits() {
+        let udp = self.cmd.proto == Protocol::Udp;
+        if udp && reported && self.cmd.direction.server_transmits() {
             self.activity.alive(now);
-        } else if self.cmd.proto == Protocol::Tcp && self.cmd.direction.server_receives() {
+        } else if !udp && self.cmd.direction.server_receives() {
             self.activity.progressed(r.bytes, now);
         }
+        let Some(c) = self.conns.get_mut(index) else { return Ok(()) };
         if r.eof {
             c.eof = true;
             return self.peer_closed(now);
@@ -113,9 +108,8 @@ impl Session {
         if r.more && !c.queued_read {
             c.queued_read = true;
             io.ready.push(Ready::Read(c.key));
-        } else if r.throttled {
+        } else if let Some(wake) = throttled_until {
             // Stop reading (TCP flow control slows the sender) until tokens accrue.
-            let wake = budget.wake_at();
             if self.rx_wake.is_none_or(|w| wake < w) {
                 self.rx_wake = Some(wake);
             }
