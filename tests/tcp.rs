@@ -111,24 +111,17 @@ fn unauthenticated_receive_is_byte_exact() {
     let cmd = [1, 2, 1, 0, 0, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
     let (mut r, rep) = Raw::command(server.addr, &cmd);
     assert_eq!(rep, [1, 0, 0, 0]);
-    // Within ~1.5 s a status message (07 8x 00 00 seq=1) appears in the zero stream.
-    let deadline = Instant::now() + Duration::from_secs(3);
-    let mut buf = Vec::new();
-    let pos = loop {
-        buf.extend_from_slice(&r.read_n(65536));
-        if let Some(p) = buf.iter().position(|&b| b != 0) {
-            if buf.len() >= p + 12 {
-                break p;
-            }
-        }
-        assert!(Instant::now() < deadline, "no status message in the stream");
-    };
-    let st = &buf[pos..pos + 12];
-    assert_eq!(st[0], 0x07);
-    assert!(st[1] == 0 || st[1] & 0x80 != 0, "{st:02x?}");
-    assert_eq!(&st[2..8], &[0, 0, 1, 0, 0, 0]);
-    // The status sits on a 32768-byte block boundary.
-    assert_eq!(pos % 32768, 0, "status at offset {pos}");
+    // The server only transmits: pure zeros, no status message, for well
+    // over two status intervals (tests/status.rs checks where statuses go
+    // when the server also receives).
+    let until = Instant::now() + Duration::from_millis(2500);
+    let mut total = 0usize;
+    while Instant::now() < until {
+        let chunk = r.read_n(65536);
+        assert!(chunk.iter().all(|&b| b == 0), "non-zero byte after {total} bytes");
+        total += chunk.len();
+    }
+    assert!(total > 1 << 20, "only {total} bytes in 2.5 s");
 }
 
 #[test]

@@ -422,6 +422,13 @@ impl Session {
             // sender cannot be slowed by not reading, but it adapts to
             // what we report: report no more than the per-test cap allows.
             Transport::Udp { flow, .. } => Some(flow.take_rx_interval()).map(|b| if cap > 0 { b.min(cap) } else { b }),
+            // TCP, server only transmits: pure data, no status. Best
+            // evidence: btest-rs settled this against RouterOS clients
+            // [ROS-tested; protocol-reference §8.2], tikoci's model agrees;
+            // only jof/btest-rs sends them (§14.3, unverified), and what a
+            // RouterOS server does is an open question (§16). Data that
+            // arrives is still read and counted.
+            Transport::Tcp { .. } if !self.cmd.direction.server_receives() => return,
             Transport::Tcp { .. } => None,
         };
         for c in &mut self.conns {
@@ -688,6 +695,20 @@ mod tests {
             client.read_exact(&mut st).unwrap();
             let st = Status::parse(&st).unwrap();
             assert_eq!((st.seq, st.bytes, st.cpu), (second as u32, expect, Some(7)));
+        }
+    }
+
+    #[test]
+    fn a_tcp_server_that_only_transmits_queues_no_status() {
+        let t0 = Instant::now();
+        for (direction, carries) in
+            [(Direction::ServerToClient, false), (Direction::ClientToServer, true), (Direction::Both, true)]
+        {
+            let (mut s, _client) = running_with_conn(t0);
+            s.cmd.direction = direction;
+            s.queue_statuses(Some(1), 0, t0 + Duration::from_secs(1));
+            assert_eq!(s.conns[0].stream.has_pending(), carries, "{direction:?}");
+            assert_eq!(s.next_status, t0 + Duration::from_secs(2), "the status clock runs either way");
         }
     }
 
