@@ -443,16 +443,96 @@ fn ecsrp5_wrong_password_and_unknown_user_fail_at_confirmation() {
     assert!(closed);
     server.wait_log("authentication failed for user 'mallory': unknown user", LOG_WAIT);
 
-    // A client point that is not on the curve closes the connection.
+    // A client point that is not on the curve is a failed login too.
     let (mut r, _) = Raw::command(server.addr, &tcp_cmd(2, true, 0, 0));
-    let mut hello = vec![39u8];
-    hello.extend_from_slice(b"tester\0");
     let mut x = [0u8; 32];
     x[31] = 2;
-    hello.extend_from_slice(&x);
-    hello[0] = (hello.len() - 1) as u8 + 1;
+    r.send(&ecsrp5_hello(b"tester", &x));
+    assert_eq!(r.read_to_close(Duration::from_secs(5)), (vec![0, 0, 0, 0], true));
+    server.wait_log("client key refused: EC-SRP5 message 1 (client hello): public key is not a curve point", LOG_WAIT);
+}
+
+/// A one-connection stand-in for an EC-SRP5 server that answers message 1
+/// with `server_u` as its key; returns whether the client then sent
+/// anything (a confirmation) before closing.
+fn forged_ecsrp5_server(server_u: [u8; 32]) -> (std::net::SocketAddr, std::thread::JoinHandle<bool>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serve = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.write_all(&[1, 0, 0, 0]).unwrap();
+        let mut cmd = [0u8; 16];
+        s.read_exact(&mut cmd).unwrap();
+        s.write_all(&[3, 0, 0, 0]).unwrap();
+        let mut len = [0u8; 1];
+        s.read_exact(&mut len).unwrap();
+        let mut msg1 = vec![0u8; usize::from(len[0])];
+        s.read_exact(&mut msg1).unwrap();
+        let mut msg2 = vec![0x31];
+        msg2.extend_from_slice(&server_u);
+        msg2.push(0);
+        msg2.extend_from_slice(&[0x5a; 16]);
+        s.write_all(&msg2).unwrap();
+        let mut rest = Vec::new();
+        let _ = s.read_to_end(&mut rest);
+        !rest.is_empty()
+    });
+    (addr, serve)
+}
+
+#[test]
+fn ecsrp5_client_refuses_forged_server_keys() {
+    let mut p = [0xff; 32];
+    p[0] = 0x7f;
+    p[31] = 0xed;
+    for (u, why) in [([0u8; 32], "public key is a point of small order"), (p, "public key is not reduced")] {
+        let (addr, serve) = forged_ecsrp5_server(u);
+        let c = client(addr, &["--user", "tester", "--password", "s3cret", "--duration", "1"]);
+        assert_eq!(c.code, 1, "{c:?}");
+        assert!(c.stderr.contains("EC-SRP5 message 2 (server hello)") && c.stderr.contains(why), "{c:?}");
+        assert!(!serve.join().unwrap(), "the client answered a forged server key");
+    }
+}
+
+/// EC-SRP5 message 1, framed: `user`, NUL, the key's u and parity 0.
+fn ecsrp5_hello(user: &[u8], u: &[u8; 32]) -> Vec<u8> {
+    let mut hello = vec![(user.len() + 34) as u8];
+    hello.extend_from_slice(user);
     hello.push(0);
-    r.send(&hello);
-    assert!(r.read_to_close(Duration::from_secs(5)).1);
-    server.wait_log("not a curve point", LOG_WAIT);
+    hello.extend_from_slice(u);
+    hello.push(0);
+    hello
+}
+
+#[test]
+fn ecsrp5_forged_client_keys_get_the_failure_reply_and_count_as_failed_logins() {
+    let server =
+        Server::start(&["--user", "tester", "--password", "s3cret", "--auth-fail-limit", "3", "--auth-ban", "30"]);
+    let mut one = [0u8; 32];
+    one[31] = 1;
+    let mut p = [0xff; 32];
+    p[0] = 0x7f;
+    p[31] = 0xed;
+    // u = 0 (order 2), u = p (not reduced), u = 1 (order 4); an unknown user
+    // gets the same answer as an existing one.
+    for (user, u) in [(&b"tester"[..], [0u8; 32]), (b"mallory", p), (b"tester", one)] {
+        let (mut r, rep) = Raw::command(server.addr, &tcp_cmd(2, true, 0, 0));
+        assert_eq!(rep, [3, 0, 0, 0]);
+        r.send(&ecsrp5_hello(user, &u));
+        assert_eq!(r.read_to_close(Duration::from_secs(5)), (vec![0, 0, 0, 0], true), "{u:02x?}");
+    }
+    server.wait_log(
+        "'tester': client key refused: EC-SRP5 message 1 (client hello): public key is a point of small order",
+        LOG_WAIT,
+    );
+    server.wait_log(
+        "'mallory': client key refused: EC-SRP5 message 1 (client hello): public key is not reduced",
+        LOG_WAIT,
+    );
+    // Three failed logins reach --auth-fail-limit: the address is banned.
+    server.wait_log("127.0.0.1: banned for 30 s after repeated failed logins", LOG_WAIT);
+    let mut r = Raw::connect(server.addr);
+    assert_eq!(r.read_to_close(Duration::from_secs(5)), (vec![], true), "banned: no HELLO");
 }

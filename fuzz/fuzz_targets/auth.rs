@@ -19,7 +19,8 @@
 //! - 4 `agree`: a full exchange between our client and our server with
 //!   input-chosen credentials and secrets: the right password must always
 //!   authenticate both ways (unless s_A ≡ 0 mod r, where W_A is the identity,
-//!   which has no wire encoding), a wrong one never.
+//!   which has no wire encoding and is refused as a small-order key), a
+//!   wrong one never.
 //!
 //! Nothing may panic: the server runs these on unauthenticated input, and
 //! the release build aborts on panic.
@@ -183,7 +184,7 @@ fn server_mode(input: &mut Input) {
         Err(e) => {
             let _ = e.to_string();
             assert!(
-                matches!(e, EcSrpError::BadParity { .. } | EcSrpError::NotOnCurve { .. } | EcSrpError::BadValidator),
+                matches!(e, EcSrpError::BadParity { .. }) || e.is_invalid_key() || e == EcSrpError::BadValidator,
                 "unexpected start error {e:?}"
             );
         }
@@ -260,11 +261,12 @@ fn agree_mode(input: &mut Input) {
     };
     let hello = ecsrp5::parse_client_hello(&msg1).expect("our own message 1 parses");
     // s_A ≡ 0 (mod r) makes W_A the identity, sent as u = 0, which the
-    // server lifts to the point of order 2: no agreement is promised then.
+    // server refuses as the point of order 2.
     let degenerate = is_multiple_of_r(&s_a);
     let (server, msg2) = match ServerHandshake::start(&validator, &hello, &s_b) {
+        Ok(_) if degenerate => panic!("the identity's encoding (u = 0) was accepted"),
         Ok(x) => x,
-        Err(_) if degenerate => return,
+        Err(EcSrpError::SmallOrder { .. }) if degenerate => return,
         Err(e) => panic!("our own client point was refused: {e}"),
     };
     let client_cc = client.on_server_hello(&msg2).expect("our own server point lifts");
@@ -274,9 +276,6 @@ fn agree_mode(input: &mut Input) {
     }
     if !right_password {
         assert!(server_result.is_err(), "wrong password accepted");
-        return;
-    }
-    if degenerate {
         return;
     }
     let server_cc = match server_result {

@@ -103,18 +103,22 @@ pub enum AuthFailure {
     Disabled,
     /// The user exists but has no MD5 secret stored (EC-SRP5 only).
     NoMd5Secret,
+    /// The EC-SRP5 client key is not on the curve, not canonical, or of
+    /// small order: a forged key, answered and counted like a wrong password.
+    InvalidKey(EcSrpError),
 }
 
 impl fmt::Display for AuthFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            AuthFailure::WrongPassword => "wrong password",
-            AuthFailure::UnknownUser => "unknown user",
-            AuthFailure::Disabled => "user is disabled",
-            AuthFailure::NoMd5Secret => {
-                "user has no MD5 secret (add it with 'btestd user set NAME --md5' or use --auth-scheme ecsrp5)"
-            }
-        })
+        match self {
+            AuthFailure::WrongPassword => f.write_str("wrong password"),
+            AuthFailure::UnknownUser => f.write_str("unknown user"),
+            AuthFailure::Disabled => f.write_str("user is disabled"),
+            AuthFailure::NoMd5Secret => f.write_str(
+                "user has no MD5 secret (add it with 'btestd user set NAME --md5' or use --auth-scheme ecsrp5)",
+            ),
+            AuthFailure::InvalidKey(e) => write!(f, "client key refused: {e}"),
+        }
     }
 }
 
@@ -275,11 +279,16 @@ fn advance(
             };
             let mut s_b = [0u8; 32];
             rand(&mut s_b);
-            let (exchange, msg2) =
-                ecsrp5::ServerHandshake::start(&validator, &hello, &s_b).map_err(|e| BadAuthMessage(e.into()))?;
-            push_frame(&msg2, Message::ServerHello, out)?;
-            let user = known.map(|u| u.name.clone());
-            Ok((Event::Continue, State::EcConfirm { cmd, user, name, exchange: Box::new(exchange) }))
+            match ecsrp5::ServerHandshake::start(&validator, &hello, &s_b) {
+                Ok((exchange, msg2)) => {
+                    push_frame(&msg2, Message::ServerHello, out)?;
+                    let user = known.map(|u| u.name.clone());
+                    Ok((Event::Continue, State::EcConfirm { cmd, user, name, exchange: Box::new(exchange) }))
+                }
+                // A forged key is a login attempt, not a framing mistake.
+                Err(e) if e.is_invalid_key() => finish(Err(AuthFailure::InvalidKey(e)), cmd, name, out),
+                Err(e) => Err(BadAuthMessage(e.into())),
+            }
         }
         State::EcConfirm { cmd, user, name, exchange } => {
             let payload = payload(msg, Message::ClientProof)?;

@@ -47,6 +47,11 @@ pub enum EcSrpError {
     BadParity { message: Message, value: u8 },
     /// The public key in this message is not the u-coordinate of a curve point.
     NotOnCurve { message: Message },
+    /// The public key's u is p or more: no honest peer encodes a point so.
+    NotCanonical { message: Message },
+    /// The public key is a point of order 1, 2, 4 or 8, which would make the
+    /// shared secret take one of a few values.
+    SmallOrder { message: Message },
     /// The stored validator is not a curve point or has a parity other than 0/1.
     BadValidator,
     /// The confirmation code in this message is wrong.
@@ -95,6 +100,16 @@ impl fmt::Display for EcSrpError {
                 "EC-SRP5 {message}: public key is not a curve point of Curve25519 \
                  (corrupt or forged message)"
             ),
+            EcSrpError::NotCanonical { message } => write!(
+                f,
+                "EC-SRP5 {message}: public key is not reduced modulo 2^255 - 19 \
+                 (forged or corrupt message)"
+            ),
+            EcSrpError::SmallOrder { message } => write!(
+                f,
+                "EC-SRP5 {message}: public key is a point of small order (a forged key, \
+                 never sent by an honest peer)"
+            ),
             EcSrpError::BadValidator => write!(
                 f,
                 "EC-SRP5 stored validator is not a curve point or has a bad parity byte; \
@@ -112,6 +127,15 @@ impl fmt::Display for EcSrpError {
             ),
             EcSrpError::OutOfOrder => write!(f, "EC-SRP5 server proof checked before the server hello was processed"),
         }
+    }
+}
+
+impl EcSrpError {
+    /// Whether this refuses the peer's public key itself (not on the curve,
+    /// not canonical, small order) rather than the message's layout: a
+    /// well-formed message only a forged or broken peer sends.
+    pub fn is_invalid_key(&self) -> bool {
+        matches!(self, EcSrpError::NotOnCurve { .. } | EcSrpError::NotCanonical { .. } | EcSrpError::SmallOrder { .. })
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::point::{Point, redp1};
+use super::point::{KeyDefect, Point, redp1};
 use super::{EcSrpError, Message, scalar, sha256};
 
 /// Bytes after the username's NUL in message 1: u-coordinate and parity.
@@ -134,6 +134,16 @@ fn check_parity(value: u8, message: Message) -> Result<u8, EcSrpError> {
     Ok(value)
 }
 
+/// A peer's public key from its wire form (protocol-reference §5.2):
+/// canonical, on the curve, not of small order.
+fn public_key(u: &[u8; 32], parity: u8, message: Message) -> Result<Point, EcSrpError> {
+    Point::decode_public(u, parity).map_err(|defect| match defect {
+        KeyDefect::NotCanonical => EcSrpError::NotCanonical { message },
+        KeyDefect::NotOnCurve => EcSrpError::NotOnCurve { message },
+        KeyDefect::SmallOrder => EcSrpError::SmallOrder { message },
+    })
+}
+
 /// Server state between message 2 and message 3.
 pub struct ServerHandshake {
     /// SHA256(j || z): the only message 3 we accept.
@@ -150,7 +160,7 @@ struct ServerKeys {
 }
 
 impl ServerHandshake {
-    /// Validates the client point (must lift), computes
+    /// Validates the client key (see `public_key`), computes
     /// W_B = s_B·G + redp1(x_γ, 0), and returns the state and the 49-byte
     /// message 2 payload (x_WB, parity, salt).
     ///
@@ -187,7 +197,7 @@ impl fmt::Debug for ServerHandshake {
 /// parity and Γ with the stored one; Z = s_B·(W_A + j·Γ).
 fn server_keys(v: &Validator, hello: &ClientHello, s_b: &[u8; 32]) -> Result<ServerKeys, EcSrpError> {
     let parity = check_parity(hello.parity, Message::ClientHello)?;
-    let w_a = Point::lift_x(&hello.pub_x, parity).ok_or(EcSrpError::NotOnCurve { message: Message::ClientHello })?;
+    let w_a = public_key(&hello.pub_x, parity, Message::ClientHello)?;
     let gamma = v.gamma()?;
     let w_b = Point::mul_base(s_b).add(&redp1(&v.x_gamma, 0));
     let (x_wb, parity_wb) = w_b.encode();
@@ -272,7 +282,7 @@ impl ClientHandshake {
         let mut salt = [0u8; 16];
         salt.copy_from_slice(&msg2[33..]);
 
-        let w_b = Point::lift_x(&x_wb, parity).ok_or(EcSrpError::NotOnCurve { message: Message::ServerHello })?;
+        let w_b = public_key(&x_wb, parity, Message::ServerHello)?;
         let i = validator_scalar(&salt, &self.credentials);
         let (x_gamma, _) = Point::mul_base(&i).encode();
         let unblinded = w_b.add(&redp1(&x_gamma, 1));

@@ -11,8 +11,9 @@
 //! [`ClientHandshake::on_server_hello`] (message 3) →
 //! [`ClientHandshake::verify_server`].
 //!
-//! The curve arithmetic is our own, on fixed 32-bit limbs and constant-time
-//! with respect to secrets; see `field`, `point` and `scalar`.
+//! Public keys are refused unless canonical, on the curve and not of small
+//! order. The curve arithmetic is our own, on fixed 32-bit limbs and
+//! constant-time with respect to secrets; see `field`, `point` and `scalar`.
 
 mod ct;
 mod error;

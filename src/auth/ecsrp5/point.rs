@@ -31,6 +31,18 @@ const G: Point = Point {
     t: Fe::from_hex("67875f0fd78b766566ea4e8e64abe37d20f09f80775152f56dde8ab3a5b7dda3"),
 };
 
+/// Why 32 bytes and a parity are not an acceptable public key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyDefect {
+    /// u is p or more: some reduction of it would lift, but no honest peer
+    /// sends it.
+    NotCanonical,
+    /// u³ + A·u² + u has no square root: u is on the twist, not the curve.
+    NotOnCurve,
+    /// The point's order divides 8.
+    SmallOrder,
+}
+
 /// A curve point in extended Edwards coordinates.
 ///
 /// Invariant: Z ≠ 0 and X·Y = Z·T; the affine point (X/Z, Y/Z) is on the curve.
@@ -83,6 +95,32 @@ impl Point {
             return None;
         }
         Some(Point::from_montgomery(&u, &v))
+    }
+
+    /// A peer's public key: `u` must be canonical (below p), lift with
+    /// `parity`, and not be a point of small order.
+    ///
+    /// `lift_x` alone reduces u mod p (the protocol's hash-to-curve needs
+    /// that) and lifts the eight points of order dividing 8 (u = 0, the
+    /// point of order 2; u = 1, order 4; two u of order 8), on which the
+    /// key agreement degenerates. The twist's small-order u (such as p − 1)
+    /// do not lift at all.
+    pub(crate) fn decode_public(u: &[u8; 32], parity: u8) -> Result<Point, KeyDefect> {
+        if Fe::from_be_bytes(u).to_be_bytes() != *u {
+            return Err(KeyDefect::NotCanonical);
+        }
+        let p = Point::lift_x(u, parity).ok_or(KeyDefect::NotOnCurve)?;
+        if p.has_small_order() {
+            return Err(KeyDefect::SmallOrder);
+        }
+        Ok(p)
+    }
+
+    /// Whether 8·self is the identity (the cofactor of Curve25519 is 8).
+    fn has_small_order(&self) -> bool {
+        let p = self.to_projective().double().to_projective().double().to_projective().double().to_projective();
+        // The identity is (0 : Z : Z) in Edwards projective coordinates.
+        (p.x.is_zero_mask() & p.y.eq_mask(&p.z)) != 0
     }
 
     /// Maps a Montgomery point to Edwards without inversions:
@@ -620,6 +658,97 @@ mod tests {
         two[31] = 2;
         // 8 + 4A + 2 = 1946658 is not a square mod p.
         assert!(Point::lift_x(&two, 1).is_none());
+    }
+
+    /// a + b for 32-byte big-endian values whose sum fits.
+    fn add_be(a: &[u8; 32], b: &[u8; 32]) -> [u8; 32] {
+        let mut sum = [0u8; 32];
+        let mut carry = 0u16;
+        for i in (0..32).rev() {
+            let v = u16::from(a[i]) + u16::from(b[i]) + carry;
+            sum[i] = v as u8;
+            carry = v >> 8;
+        }
+        assert_eq!(carry, 0);
+        sum
+    }
+
+    /// The u of every curve point whose order divides 8 and that has a wire
+    /// encoding (the identity has none), big-endian: X25519's well-known
+    /// list without its non-canonical and twist entries.
+    const SMALL_ORDER_U: [&str; 4] = [
+        "0000000000000000000000000000000000000000000000000000000000000000",
+        "0000000000000000000000000000000000000000000000000000000000000001",
+        "00b8495f16056286fdb1329ceb8d09da6ac49ff1fae35616aeb8413b7c7aebe0",
+        "57119fd0dd4e22d8868e1c58c45c44045bef839c55b1d0b1248c50a3bc959c5f",
+    ];
+
+    #[test]
+    fn small_order_keys_are_refused_for_either_parity() {
+        for (u, order) in SMALL_ORDER_U.iter().zip([2u64, 4, 8, 8]) {
+            let u = unhex32(u);
+            for parity in [0, 1] {
+                // They are curve points of exactly that order...
+                let p = Point::lift_x(&u, parity).unwrap();
+                assert!(is_identity(&p.mul(&scalar_u64(order))), "{u:02x?}");
+                assert!(!is_identity(&p.mul(&scalar_u64(order / 2))), "{u:02x?}");
+                // ...and refused as keys.
+                assert_eq!(Point::decode_public(&u, parity).err(), Some(KeyDefect::SmallOrder), "{u:02x?}");
+            }
+        }
+    }
+
+    #[test]
+    fn keys_at_or_above_p_are_refused_even_if_their_reduction_lifts() {
+        let p = unhex32("7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffed");
+        let p_plus_small: Vec<[u8; 32]> = [0u8, 1, 9]
+            .iter()
+            .map(|&k| {
+                let mut u = p;
+                u[31] += k;
+                u
+            })
+            .collect();
+        assert!(Point::lift_x(&p_plus_small[2], 0).is_some(), "p + 9 reduces to G");
+        // p + u for the small-order u that fit 256 bits: aliases of those points.
+        let aliases: Vec<[u8; 32]> = SMALL_ORDER_U.iter().map(|u| add_be(&p, &unhex32(u))).collect();
+        assert!(aliases.iter().all(|a| Point::lift_x(a, 0).is_some()));
+        let all_ones = [0xff; 32];
+        let top_bit = unhex32("8000000000000000000000000000000000000000000000000000000000000009");
+        let two_255_minus_1 = unhex32("7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff");
+        for u in p_plus_small.iter().chain(&aliases).chain([&all_ones, &top_bit, &two_255_minus_1]) {
+            for parity in [0, 1] {
+                assert_eq!(Point::decode_public(u, parity).err(), Some(KeyDefect::NotCanonical), "{u:02x?}");
+            }
+        }
+    }
+
+    #[test]
+    fn twist_points_and_non_residues_are_not_on_the_curve() {
+        // u = p − 1 is the twist's point of order 4; u = 2 has no point.
+        let minus_one = unhex32("7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffec");
+        let mut two = [0u8; 32];
+        two[31] = 2;
+        for u in [minus_one, two] {
+            assert_eq!(Point::decode_public(&u, 0).err(), Some(KeyDefect::NotOnCurve));
+        }
+    }
+
+    #[test]
+    fn honest_keys_and_keys_with_a_torsion_component_are_accepted() {
+        let mut s = [0u8; 32];
+        for k in 0..50u8 {
+            s = sha256(&[&s, &[k]]);
+            let (u, parity) = Point::mul_base(&s).encode();
+            let p = Point::decode_public(&u, parity).unwrap();
+            assert_eq!(p.encode(), (u, parity));
+        }
+        assert!(Point::decode_public(&G.encode().0, 0).is_ok());
+        // G plus the point of order 2 has order 2r: not small, so accepted
+        // (the key agreement multiplies it by a full-size scalar anyway).
+        let t2 = Point::lift_x(&[0; 32], 0).unwrap();
+        let (u, parity) = G.add(&t2).encode();
+        assert!(Point::decode_public(&u, parity).is_ok());
     }
 
     #[test]

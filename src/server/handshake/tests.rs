@@ -11,16 +11,22 @@ fn cmd() -> Command {
     Command::example(Protocol::Tcp, Direction::Both, 0)
 }
 
+/// EC-SRP5 message 1 (framed) from `user` with the key `u`, parity 0.
+fn hello_with_key(user: &[u8], u: [u8; 32]) -> Vec<u8> {
+    let mut hello = vec![(user.len() + 34) as u8];
+    hello.extend_from_slice(user);
+    hello.push(0);
+    hello.extend_from_slice(&u);
+    hello.push(0);
+    hello
+}
+
 /// EC-SRP5 message 1 from alice whose key u = 2 is no curve point:
 /// 2^3 + A*4 + 2 = 1946658 is a non-square mod p.
 fn off_curve_hello() -> Vec<u8> {
-    let mut hello = vec![39u8];
-    hello.extend_from_slice(b"alice\0");
     let mut x = [0u8; 32];
     x[31] = 2;
-    hello.extend_from_slice(&x);
-    hello.push(0);
-    hello
+    hello_with_key(b"alice", x)
 }
 
 fn users(md5: bool, enabled: bool) -> Users {
@@ -178,13 +184,6 @@ fn ecsrp5_malformed_messages_are_rejected() {
     let mut out = OutBuf::new();
     feed(&mut hs, &auth, &cmd().emit(), &mut out).unwrap();
     assert!(matches!(feed(&mut hs, &auth, &[0], &mut out), Err(HandshakeError::BadAuthMessage(_))));
-    // Hello with a point that is not on the curve (u = 2 has no point? try until one fails).
-    let mut hs = Handshake::new(PEER);
-    feed(&mut hs, &auth, &cmd().emit(), &mut out).unwrap();
-    let hello = off_curve_hello();
-    let r = feed(&mut hs, &auth, &hello, &mut out);
-    // u = 2 gives 2^3 + A*4 + 2 = 1946658, a non-square mod p.
-    assert!(matches!(r, Err(HandshakeError::BadAuthMessage(_))), "{r:?}");
     // Garbage of every length never panics.
     for len in 0..=255usize {
         let mut hs = Handshake::new(PEER);
@@ -227,21 +226,6 @@ fn malformed_messages_name_the_failed_check() {
     );
     assert_eq!(hs.state().to_string(), "done");
 
-    let mut hs = ecsrp5_hello_state(&auth);
-    let hello = off_curve_hello();
-    let err = feed(&mut hs, &auth, &hello, &mut out).unwrap_err();
-    assert_eq!(
-        err,
-        HandshakeError::BadAuthMessage(AuthMessageError::EcSrp5(EcSrpError::NotOnCurve {
-            message: Message::ClientHello
-        }))
-    );
-    assert!(
-        err.to_string().starts_with(
-            "malformed authentication message: EC-SRP5 message 1 (client hello): public key is not a curve point"
-        ),
-        "{err}"
-    );
     assert!(out.is_empty(), "a malformed message gets no reply");
 
     let mut hs = Handshake::new(PEER);
@@ -249,6 +233,48 @@ fn malformed_messages_name_the_failed_check() {
     let err = hs.step(&auth, |_| false, &mut fixed_rand, &mut out).unwrap_err();
     assert_eq!(err, HandshakeError::BadAuthMessage(AuthMessageError::AfterHandshake));
     assert_eq!(err.to_string(), "malformed authentication message: data after handshake");
+}
+
+#[test]
+fn forged_client_keys_are_failed_logins_with_the_failure_reply() {
+    let u = users(false, true);
+    let auth = AuthConfig { scheme: Some(Scheme::EcSrp5), users: &u, secret: &SECRET };
+    let mut p = [0xff; 32];
+    p[0] = 0x7f;
+    p[31] = 0xed;
+    let mut one = [0u8; 32];
+    one[31] = 1;
+    let mut two = [0u8; 32];
+    two[31] = 2;
+    let cases = [
+        ([0u8; 32], EcSrpError::SmallOrder { message: Message::ClientHello }),
+        (one, EcSrpError::SmallOrder { message: Message::ClientHello }),
+        (p, EcSrpError::NotCanonical { message: Message::ClientHello }),
+        ([0xff; 32], EcSrpError::NotCanonical { message: Message::ClientHello }),
+        (two, EcSrpError::NotOnCurve { message: Message::ClientHello }),
+    ];
+    // The same answer whether the user exists or not.
+    for name in ["alice", "mallory"] {
+        for (key, why) in cases {
+            let mut hs = ecsrp5_hello_state(&auth);
+            let mut out = OutBuf::new();
+            let err = feed(&mut hs, &auth, &hello_with_key(name.as_bytes(), key), &mut out).unwrap_err();
+            assert_eq!(err, HandshakeError::AuthFailed { user: name.into(), reason: AuthFailure::InvalidKey(why) });
+            assert_eq!(drain(&mut out), reply::FAILED, "{name} {key:02x?}");
+            assert_eq!(hs.state().to_string(), "done");
+        }
+    }
+    let mut out = OutBuf::new();
+    let err = feed(&mut ecsrp5_hello_state(&auth), &auth, &off_curve_hello(), &mut out).unwrap_err();
+    assert!(
+        err.to_string().starts_with(
+            "authentication failed for user 'alice': client key refused: EC-SRP5 message 1 (client hello): \
+             public key is not a curve point"
+        ),
+        "{err}"
+    );
+    let err = feed(&mut ecsrp5_hello_state(&auth), &auth, &hello_with_key(b"alice", [0; 32]), &mut out).unwrap_err();
+    assert!(err.to_string().contains("public key is a point of small order"), "{err}");
 }
 
 #[test]

@@ -401,15 +401,68 @@ fn client_point_not_on_curve_is_rejected() {
     );
 }
 
+/// Public keys no honest peer sends, with the error each must get: the
+/// small-order points (u = 0, order 2; u = 1, order 4; the two u of order
+/// 8), u ≥ p (p itself, p + 9 which reduces to G, 2^256 − 1), and the
+/// twist's point of order 4 (u = p − 1).
+fn forged_keys(message: Message) -> Vec<([u8; 32], EcSrpError)> {
+    let small = EcSrpError::SmallOrder { message };
+    let non_canonical = EcSrpError::NotCanonical { message };
+    let off_curve = EcSrpError::NotOnCurve { message };
+    let mut one = [0u8; 32];
+    one[31] = 1;
+    let key = |hex: &str| -> [u8; 32] { unhex(hex).try_into().unwrap() };
+    vec![
+        ([0; 32], small),
+        (one, small),
+        (key("00b8495f16056286fdb1329ceb8d09da6ac49ff1fae35616aeb8413b7c7aebe0"), small),
+        (key("57119fd0dd4e22d8868e1c58c45c44045bef839c55b1d0b1248c50a3bc959c5f"), small),
+        (key("7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffed"), non_canonical),
+        (key("7ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff6"), non_canonical),
+        ([0xff; 32], non_canonical),
+        (key("7fffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffec"), off_curve),
+    ]
+}
+
 #[test]
-fn small_order_client_point_is_accepted_but_cannot_authenticate() {
-    // u = 0 is the order-2 point; it lifts, so the server proceeds, and the
-    // attacker still cannot produce the proof without the password.
+fn forged_client_keys_are_refused_for_existing_and_unknown_users() {
     let v = Validator::derive(b"admin", b"pw", [3; 16]);
-    let payload = hello_payload(b"admin", &[0u8; 33]);
-    let hello = parse_client_hello(&payload).unwrap();
-    let (server, _) = ServerHandshake::start(&v, &hello, &[5; 32]).unwrap();
-    assert!(server.finish(&[0u8; 32]).is_err());
+    for (u, expected) in forged_keys(Message::ClientHello) {
+        for parity in [0, 1] {
+            let mut key = [0u8; 33];
+            key[..32].copy_from_slice(&u);
+            key[32] = parity;
+            let decoy = Validator::decoy(&[0x42; 32], b"nobody");
+            for (user, validator) in [(&b"admin"[..], &v), (b"nobody", &decoy)] {
+                let payload = hello_payload(user, &key);
+                let hello = parse_client_hello(&payload).unwrap();
+                let err = ServerHandshake::start(validator, &hello, &[5; 32]).unwrap_err();
+                assert_eq!(err, expected, "{u:02x?} parity {parity}");
+                assert!(err.is_invalid_key());
+            }
+        }
+    }
+    // Layout errors are not key errors.
+    assert!(!EcSrpError::BadParity { message: Message::ClientHello, value: 2 }.is_invalid_key());
+    assert!(!EcSrpError::BadValidator.is_invalid_key());
+}
+
+#[test]
+fn forged_server_keys_are_refused_by_the_client() {
+    let v = Validator::derive(b"admin", b"pw", [3; 16]);
+    let (mut client, msg1) = ClientHandshake::start(b"admin", b"pw", &[1; 32]).unwrap();
+    let hello = parse_client_hello(&msg1).unwrap();
+    let (_, msg2) = ServerHandshake::start(&v, &hello, &[2; 32]).unwrap();
+    for (u, expected) in forged_keys(Message::ServerHello) {
+        for parity in [0, 1] {
+            let mut forged = msg2;
+            forged[..32].copy_from_slice(&u);
+            forged[32] = parity;
+            assert_eq!(client.on_server_hello(&forged), Err(expected), "{u:02x?} parity {parity}");
+        }
+    }
+    // The refusals left the client usable: the genuine message 2 still works.
+    assert!(client.on_server_hello(&msg2).is_ok());
 }
 
 #[test]
