@@ -10,9 +10,10 @@
 //!   hellos must be `username NUL x(32) parity(0|1)` exactly.
 //! - 2 `server`: `ServerHandshake::start` with an arbitrary client point
 //!   (32 input bytes as x, so about half lift), arbitrary parity, arbitrary
-//!   s_B, and either a genuine validator or arbitrary validator bytes (a
-//!   corrupt database row); then `finish` with arbitrary confirmation bytes
-//!   of any length (refused with the error its length calls for).
+//!   s_B, and a genuine validator, arbitrary validator bytes (a corrupt
+//!   database row) or none (an unknown user's decoy, which must never be
+//!   refused as a bad validator); then `finish` with arbitrary confirmation
+//!   bytes of any length (refused with the error its length calls for).
 //! - 3 `client`: `ClientHandshake` with an arbitrary username, password and
 //!   s_A, `verify_server` before the hello (must refuse), then
 //!   `on_server_hello` and `verify_server` with arbitrary server messages.
@@ -132,6 +133,9 @@ fn hello_mode(payload: &[u8]) {
     }
 }
 
+/// Seeds the decoys of unknown users.
+const DECOY_SECRET: [u8; 32] = [0x5e; 32];
+
 /// A genuine validator, computed once (it costs a scalar multiplication).
 fn genuine() -> &'static Validator {
     static V: OnceLock<Validator> = OnceLock::new();
@@ -153,15 +157,18 @@ fn server_mode(input: &mut Input) {
     let confirmation = input.rest();
 
     let hello = ecsrp5::ClientHello { username, pub_x, parity };
-    let started = ServerHandshake::start(&validator, &hello, &s_b);
+    let stored = (flags & 2 == 0).then_some(&validator);
+    let started = ServerHandshake::start(stored, &DECOY_SECRET, &hello, &s_b);
     if trace() {
         eprintln!("server start: {:?}", started.as_ref().map(|(_, m)| m.len()));
     }
     match started {
         Ok((server, msg2)) => {
             assert!(parity <= 1, "parity {parity} accepted");
-            assert!(validator.parity <= 1, "validator parity {} accepted", validator.parity);
-            assert_eq!(msg2[33..], validator.salt, "message 2 must carry the stored salt");
+            if let Some(v) = stored {
+                assert!(v.parity <= 1, "validator parity {} accepted", v.parity);
+                assert_eq!(msg2[33..], v.salt, "message 2 must carry the stored salt");
+            }
             assert!(msg2[32] <= 1);
             // A validator, point and s_B taken from a real exchange make a
             // genuine confirmation possible, so success is not an error here;
@@ -187,6 +194,7 @@ fn server_mode(input: &mut Input) {
                 matches!(e, EcSrpError::BadParity { .. }) || e.is_invalid_key() || e == EcSrpError::BadValidator,
                 "unexpected start error {e:?}"
             );
+            assert!(stored.is_some() || e != EcSrpError::BadValidator, "a decoy was refused as a bad validator");
         }
     }
 }
@@ -263,7 +271,7 @@ fn agree_mode(input: &mut Input) {
     // s_A ≡ 0 (mod r) makes W_A the identity, sent as u = 0, which the
     // server refuses as the point of order 2.
     let degenerate = is_multiple_of_r(&s_a);
-    let (server, msg2) = match ServerHandshake::start(&validator, &hello, &s_b) {
+    let (server, msg2) = match ServerHandshake::start(Some(&validator), &DECOY_SECRET, &hello, &s_b) {
         Ok(_) if degenerate => panic!("the identity's encoding (u = 0) was accepted"),
         Ok(x) => x,
         Err(EcSrpError::SmallOrder { .. }) if degenerate => return,

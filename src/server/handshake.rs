@@ -18,8 +18,9 @@ pub enum State {
     Md5 { cmd: Command, challenge: [u8; md5::CHALLENGE_LEN] },
     /// `03 00 00 00` sent; waiting for EC-SRP5 message 1.
     EcHello { cmd: Command },
-    /// Message 2 sent; waiting for the client's confirmation code.
-    EcConfirm { cmd: Command, user: Option<String>, name: String, exchange: Box<ecsrp5::ServerHandshake> },
+    /// Message 2 sent; waiting for the client's confirmation code. `known`:
+    /// the user exists (otherwise the exchange ran against a decoy).
+    EcConfirm { cmd: Command, known: bool, name: String, exchange: Box<ecsrp5::ServerHandshake> },
     /// Finished; the caller takes over the connection.
     Done,
 }
@@ -272,35 +273,34 @@ fn advance(
             let payload = payload(msg, Message::ClientHello)?;
             let hello = ecsrp5::parse_client_hello(payload).map_err(|e| BadAuthMessage(e.into()))?;
             let name = String::from_utf8_lossy(hello.username).into_owned();
-            let known = auth.users.get(hello.username);
-            let validator = match known {
-                Some(u) => u.validator.clone(),
-                None => ecsrp5::Validator::decoy(auth.secret, hello.username),
-            };
+            // An unknown user gets a decoy inside `start`, with the same work.
+            let stored = auth.users.get(hello.username).map(|u| &u.validator);
             let mut s_b = [0u8; 32];
             rand(&mut s_b);
-            match ecsrp5::ServerHandshake::start(&validator, &hello, &s_b) {
+            match ecsrp5::ServerHandshake::start(stored, auth.secret, &hello, &s_b) {
                 Ok((exchange, msg2)) => {
                     push_frame(&msg2, Message::ServerHello, out)?;
-                    let user = known.map(|u| u.name.clone());
-                    Ok((Event::Continue, State::EcConfirm { cmd, user, name, exchange: Box::new(exchange) }))
+                    let known = stored.is_some();
+                    Ok((Event::Continue, State::EcConfirm { cmd, known, name, exchange: Box::new(exchange) }))
                 }
                 // A forged key is a login attempt, not a framing mistake.
                 Err(e) if e.is_invalid_key() => finish(Err(AuthFailure::InvalidKey(e)), cmd, name, out),
                 Err(e) => Err(BadAuthMessage(e.into())),
             }
         }
-        State::EcConfirm { cmd, user, name, exchange } => {
+        State::EcConfirm { cmd, known, name, exchange } => {
             let payload = payload(msg, Message::ClientProof)?;
-            let verdict = match (exchange.finish(payload), &user) {
+            // The proof is checked before anything else, so that an unknown
+            // user and a wrong password cost the same.
+            let verdict = match (exchange.finish(payload), known) {
                 // A confirmation of the wrong length is malformed, whoever sent it.
                 (Err(e @ (EcSrpError::Truncated { .. } | EcSrpError::BadLength { .. })), _) => {
                     return Err(BadAuthMessage(e.into()));
                 }
-                (_, None) => Err(AuthFailure::UnknownUser),
-                (Err(_), Some(_)) => Err(AuthFailure::WrongPassword),
-                (Ok(server_cc), Some(u)) => {
-                    if auth.users.get(u.as_bytes()).is_some_and(|u| u.enabled) {
+                (_, false) => Err(AuthFailure::UnknownUser),
+                (Err(_), true) => Err(AuthFailure::WrongPassword),
+                (Ok(server_cc), true) => {
+                    if auth.users.get(name.as_bytes()).is_some_and(|u| u.enabled) {
                         push_frame(&server_cc, Message::ServerProof, out)?;
                         Ok(())
                     } else {

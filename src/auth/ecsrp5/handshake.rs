@@ -4,7 +4,7 @@
 use std::fmt;
 
 use super::point::{KeyDefect, Point, redp1};
-use super::{EcSrpError, Message, scalar, sha256};
+use super::{EcSrpError, Message, ct, scalar, sha256};
 
 /// Bytes after the username's NUL in message 1: u-coordinate and parity.
 const PUBLIC_KEY_LEN: usize = 33;
@@ -38,33 +38,31 @@ impl Validator {
         Validator::from_scalar(salt, &i)
     }
 
-    /// Deterministic decoy for unknown users: salt and scalar are derived
-    /// from SHA-256 over (server_secret, username), so repeated probes see a
-    /// stable, genuine-looking salt and cannot tell whether the user exists;
-    /// the handshake then fails at the confirmation step.
+    /// The decoy that stands in for an unknown user, derived from
+    /// SHA-256 over (server_secret, username): repeated probes of a name see
+    /// the same genuine-looking salt, and the handshake fails only at the
+    /// confirmation, as for a wrong password.
     ///
-    /// Costs one fixed-base scalar multiplication (roughly an eighth of a
-    /// server handshake) that a stored validator does not; callers worried
-    /// about that timing difference can cache decoys.
-    pub fn decoy(server_secret: &[u8; 32], username: &[u8]) -> Validator {
+    /// Two SHA-256 and no curve arithmetic: the server derives it for every
+    /// client hello, existing user or not (see [`ServerHandshake::start`]),
+    /// so it must be cheap. Its `x_gamma` is hash output with the top bit
+    /// cleared and lifts only about half the time; the server then uses G for
+    /// Γ by a mask, so whether it lifts does not show either. The salt's
+    /// derivation must never change: a name probed before and after an
+    /// upgrade would show a new salt, which a stored user's never does.
+    fn decoy(server_secret: &[u8; 32], username: &[u8]) -> Validator {
         let salt_hash = sha256(&[b"btestd EC-SRP5 decoy salt\0", server_secret, username]);
-        let i = sha256(&[b"btestd EC-SRP5 decoy scalar\0", server_secret, username]);
+        let mut x_gamma = sha256(&[b"btestd EC-SRP5 decoy x\0", server_secret, username]);
+        let parity = x_gamma[0] >> 7;
+        x_gamma[0] &= 0x7f;
         let mut salt = [0u8; 16];
         salt.copy_from_slice(&salt_hash[..16]);
-        Validator::from_scalar(salt, &i)
+        Validator { salt, x_gamma, parity }
     }
 
     fn from_scalar(salt: [u8; 16], i: &[u8; 32]) -> Validator {
         let (x_gamma, parity) = Point::mul_base(i).encode();
         Validator { salt, x_gamma, parity }
-    }
-
-    /// Γ lifted with its stored parity.
-    fn gamma(&self) -> Result<Point, EcSrpError> {
-        if self.parity > 1 {
-            return Err(EcSrpError::BadValidator);
-        }
-        Point::lift_x(&self.x_gamma, self.parity).ok_or(EcSrpError::BadValidator)
     }
 }
 
@@ -160,17 +158,28 @@ struct ServerKeys {
 }
 
 impl ServerHandshake {
-    /// Validates the client key (see `public_key`), computes
-    /// W_B = s_B·G + redp1(x_γ, 0), and returns the state and the 49-byte
-    /// message 2 payload (x_WB, parity, salt).
+    /// Validates the client key, computes W_B = s_B·G + redp1(x_γ, 0), and
+    /// returns the state and the 49-byte message 2 payload (x_WB, parity,
+    /// salt).
+    ///
+    /// `stored` is the user's validator, `None` for an unknown user, who gets
+    /// a decoy derived from `decoy_secret` and the username. Both take the
+    /// same operations in the same order: the decoy is derived and Γ lifted
+    /// (a square root) either way, and a decoy Γ that does not lift is
+    /// replaced by a mask, so the answer's timing does not tell whether the
+    /// user exists. What
+    /// still varies is inherent to the protocol and distributed alike for
+    /// real and decoy validators: redp1's number of rounds, fixed per
+    /// validator.
     ///
     /// `s_b` is a fresh random secret; it is used unreduced and unclamped.
     pub fn start(
-        v: &Validator,
+        stored: Option<&Validator>,
+        decoy_secret: &[u8; 32],
         hello: &ClientHello,
         s_b: &[u8; 32],
     ) -> Result<(ServerHandshake, [u8; SERVER_HELLO_LEN]), EcSrpError> {
-        let keys = server_keys(v, hello, s_b)?;
+        let keys = server_keys(stored, decoy_secret, hello, s_b)?;
         let client_cc = sha256(&[&keys.j, &keys.z]);
         let server_cc = sha256(&[&keys.j, &client_cc, &keys.z]);
         Ok((ServerHandshake { client_cc, server_cc }, keys.msg2))
@@ -195,10 +204,28 @@ impl fmt::Debug for ServerHandshake {
 
 /// Server side of protocol-reference §5.6: W_A is lifted with the client's
 /// parity and Γ with the stored one; Z = s_B·(W_A + j·Γ).
-fn server_keys(v: &Validator, hello: &ClientHello, s_b: &[u8; 32]) -> Result<ServerKeys, EcSrpError> {
+fn server_keys(
+    stored: Option<&Validator>,
+    decoy_secret: &[u8; 32],
+    hello: &ClientHello,
+    s_b: &[u8; 32],
+) -> Result<ServerKeys, EcSrpError> {
     let parity = check_parity(hello.parity, Message::ClientHello)?;
     let w_a = public_key(&hello.pub_x, parity, Message::ClientHello)?;
-    let gamma = v.gamma()?;
+    // From here on the work is the same for an existing and an unknown user.
+    // black_box: the optimiser must not sink the decoy into the unknown-user
+    // path, where alone it is used.
+    let decoy = std::hint::black_box(Validator::decoy(decoy_secret, hello.username));
+    let v = stored.unwrap_or(&decoy);
+    if v.parity > 1 {
+        return Err(EcSrpError::BadValidator);
+    }
+    let (gamma, lifts) = Point::lift_x_masked(&v.x_gamma, v.parity);
+    // A stored validator must lift; a decoy that does not uses G instead.
+    if (!lifts & ct::bit_mask(u32::from(stored.is_some()))) != 0 {
+        return Err(EcSrpError::BadValidator);
+    }
+    let gamma = Point::GENERATOR.select(&gamma, lifts);
     let w_b = Point::mul_base(s_b).add(&redp1(&v.x_gamma, 0));
     let (x_wb, parity_wb) = w_b.encode();
     let j = sha256(&[&hello.pub_x, &x_wb]);

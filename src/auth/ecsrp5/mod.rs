@@ -2,9 +2,9 @@
 //! exchange (protocol-reference §5), without I/O.
 //!
 //! The caller frames each payload with its one length byte
-//! ([`crate::proto::frame`]), looks up the user's [`Validator`] (or a
-//! [`Validator::decoy`] for unknown users) and supplies fresh random
-//! ephemeral secrets. Server side:
+//! ([`crate::proto::frame`]), looks up the user's [`Validator`] (none for an
+//! unknown user, who gets a decoy that costs the same) and supplies fresh
+//! random ephemeral secrets. Server side:
 //! [`parse_client_hello`] → [`ServerHandshake::start`] (message 2) →
 //! [`ServerHandshake::finish`] (checks message 3, returns message 4). Client
 //! side: [`ClientHandshake::start`] (message 1) →

@@ -81,20 +81,27 @@ struct Cached {
 
 impl Point {
     pub(crate) const IDENTITY: Point = Point { x: Fe::ZERO, y: Fe::ONE, z: Fe::ONE, t: Fe::ZERO };
+    pub(crate) const GENERATOR: Point = G;
 
     /// The point with Montgomery u-coordinate `u` (32 bytes big-endian,
     /// reduced mod p) and v of parity `parity`, or `None` if u³ + A·u² + u is
     /// not a square. Only the low bit of `parity` is used.
     pub(crate) fn lift_x(u: &[u8; 32], parity: u8) -> Option<Point> {
+        let (p, is_square) = Point::lift_x_masked(u, parity);
+        (is_square != 0).then_some(p)
+    }
+
+    /// `lift_x` without a branch: the same operations whether or not `u`
+    /// lifts, and an all-ones mask if it did (otherwise the point is
+    /// meaningless). For values whose liftability must not show in the
+    /// timing, such as a decoy validator's.
+    pub(crate) fn lift_x_masked(u: &[u8; 32], parity: u8) -> (Point, u32) {
         let u = Fe::from_be_bytes(u);
         let rhs = u.mul(&u.add(&A).mul(&u).add(&Fe::ONE));
         let (s, is_square) = rhs.sqrt();
         let flip = s.is_odd() ^ u32::from(parity & 1);
         let v = s.select(&s.neg(), ct::bit_mask(flip));
-        if is_square == 0 {
-            return None;
-        }
-        Some(Point::from_montgomery(&u, &v))
+        (Point::from_montgomery(&u, &v), is_square)
     }
 
     /// A peer's public key: `u` must be canonical (below p), lift with
@@ -246,7 +253,8 @@ impl Point {
         Completed { e: b.sub(&a), f: d.sub(&c), g: d.add(&c), h: b.add(&a) }
     }
 
-    fn select(&self, other: &Point, mask: u32) -> Point {
+    /// `other` where `mask` is all-ones, `self` where it is zero.
+    pub(crate) fn select(&self, other: &Point, mask: u32) -> Point {
         Point {
             x: self.x.select(&other.x, mask),
             y: self.y.select(&other.y, mask),
@@ -749,6 +757,35 @@ mod tests {
         let t2 = Point::lift_x(&[0; 32], 0).unwrap();
         let (u, parity) = G.add(&t2).encode();
         assert!(Point::decode_public(&u, parity).is_ok());
+    }
+
+    #[test]
+    fn masked_lift_agrees_with_lift_and_reports_failure() {
+        let mut u = [0u8; 32];
+        let (mut lifted, mut refused) = (0, 0);
+        for k in 0..64u8 {
+            u = sha256(&[&u, &[k]]);
+            let parity = k & 1;
+            let (p, ok) = Point::lift_x_masked(&u, parity);
+            match Point::lift_x(&u, parity) {
+                Some(q) => {
+                    assert_eq!(ok, u32::MAX);
+                    assert!(same(&p, &q));
+                    lifted += 1;
+                }
+                None => {
+                    assert_eq!(ok, 0);
+                    refused += 1;
+                }
+            }
+        }
+        assert!(lifted > 10 && refused > 10, "{lifted} {refused}");
+    }
+
+    #[test]
+    fn select_picks_by_mask() {
+        assert!(same(&G.select(&Point::IDENTITY, 0), &G));
+        assert!(is_identity(&G.select(&Point::IDENTITY, u32::MAX)));
     }
 
     #[test]

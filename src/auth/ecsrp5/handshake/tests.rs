@@ -2,6 +2,8 @@ use super::*;
 use serde_json::Value;
 
 const VECTORS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors/ecsrp5.json");
+/// Seeds the decoys of unknown users.
+const DECOY_SECRET: [u8; 32] = [0x42; 32];
 
 fn load_vectors() -> Value {
     let text = std::fs::read_to_string(VECTORS).unwrap_or_else(|e| panic!("{VECTORS}: {e}"));
@@ -103,12 +105,12 @@ fn check_vector(n: usize, v: &Value) {
     assert_eq!(hello.parity, num(v, "client_pub_parity"), "{ctx}: client parity");
 
     // Message 2 and the server's j and z.
-    let keys = server_keys(&validator, &hello, &s_b).unwrap();
+    let keys = server_keys(Some(&validator), &DECOY_SECRET, &hello, &s_b).unwrap();
     assert_eq!(keys.msg2[..32], hex::<32>(v, "server_pub_x"), "{ctx}: server_pub_x");
     assert_eq!(keys.msg2[32], num(v, "server_pub_parity"), "{ctx}: server parity");
     assert_eq!(keys.j, hex::<32>(v, "j"), "{ctx}: server j");
     assert_eq!(keys.z, hex::<32>(v, "z"), "{ctx}: server z");
-    let (server, msg2) = ServerHandshake::start(&validator, &hello, &s_b).unwrap();
+    let (server, msg2) = ServerHandshake::start(Some(&validator), &DECOY_SECRET, &hello, &s_b).unwrap();
     assert_eq!(framed(&msg2), bytes(v, "wire_msg2"), "{ctx}: wire_msg2");
 
     // The client's j and z, message 3.
@@ -184,7 +186,7 @@ fn leading_zero_validator_of_protocol_reference_5_10_4() {
     // And the handshake works with it.
     let (mut client, msg1) = ClientHandshake::start(b"admin", b"test", &[7; 32]).unwrap();
     let hello = parse_client_hello(&msg1).unwrap();
-    let (server, msg2) = ServerHandshake::start(&v, &hello, &[9; 32]).unwrap();
+    let (server, msg2) = ServerHandshake::start(Some(&v), &DECOY_SECRET, &hello, &[9; 32]).unwrap();
     let msg3 = client.on_server_hello(&msg2).unwrap();
     client.verify_server(&server.finish(&msg3).unwrap()).unwrap();
 }
@@ -208,7 +210,7 @@ fn protocol_reference_vector_a_and_the_wrong_parity_pitfall() {
         unhex("2761646d696e0018c1dc66fe8b2b7958f73830a1f22d27dcf374b09b5d7fc43ac1c387109f3aaa01")
     );
     let hello = parse_client_hello(&msg1).unwrap();
-    let (server, msg2) = ServerHandshake::start(&v, &hello, &s_b).unwrap();
+    let (server, msg2) = ServerHandshake::start(Some(&v), &DECOY_SECRET, &hello, &s_b).unwrap();
     assert_eq!(
         framed(&msg2),
         unhex(
@@ -222,9 +224,9 @@ fn protocol_reference_vector_a_and_the_wrong_parity_pitfall() {
     assert_eq!(framed(&msg4), unhex("201f09f1b472ebfccdf5f14a8a18a900cbc930eaf0199fc327a78b9abc7ac6d2a5"));
 
     let wrong = Validator { parity: v.parity ^ 1, ..v.clone() };
-    let keys = server_keys(&wrong, &hello, &s_b).unwrap();
+    let keys = server_keys(Some(&wrong), &DECOY_SECRET, &hello, &s_b).unwrap();
     assert_eq!(keys.z.to_vec(), unhex("4646b2f5bfd9fe07bdab8b6f00515d372e258293a4ccffd3bed902c13ff0f71e"));
-    let (server, _) = ServerHandshake::start(&wrong, &hello, &s_b).unwrap();
+    let (server, _) = ServerHandshake::start(Some(&wrong), &DECOY_SECRET, &hello, &s_b).unwrap();
     assert_eq!(server.finish(&msg3), Err(EcSrpError::ProofMismatch { message: Message::ClientProof }));
 }
 
@@ -248,7 +250,7 @@ fn random_handshakes(seed: u64, rounds: usize) {
         assert!(msg1.len() <= 255);
         let hello = parse_client_hello(&msg1).unwrap();
         assert_eq!(hello.username, &user[..]);
-        let (server, msg2) = ServerHandshake::start(&validator, &hello, &s_b).unwrap();
+        let (server, msg2) = ServerHandshake::start(Some(&validator), &DECOY_SECRET, &hello, &s_b).unwrap();
         let msg3 = client.on_server_hello(&msg2).unwrap();
         let msg4 = server.finish(&msg3).unwrap_or_else(|e| panic!("seed {seed} round {round}: {e}"));
         client.verify_server(&msg4).unwrap();
@@ -258,7 +260,7 @@ fn random_handshakes(seed: u64, rounds: usize) {
             wrong.push(b'x');
             let (mut client, msg1) = ClientHandshake::start(&user, &wrong, &s_a).unwrap();
             let hello = parse_client_hello(&msg1).unwrap();
-            let (server, msg2) = ServerHandshake::start(&validator, &hello, &s_b).unwrap();
+            let (server, msg2) = ServerHandshake::start(Some(&validator), &DECOY_SECRET, &hello, &s_b).unwrap();
             let msg3 = client.on_server_hello(&msg2).unwrap();
             assert_eq!(
                 server.finish(&msg3),
@@ -370,7 +372,7 @@ fn garbage_never_panics() {
         if let Ok(hello) = parse_client_hello(input) {
             parsed += 1;
             // Random u: about half lift; all must return without panicking.
-            if let Ok((server, _)) = ServerHandshake::start(&v, &hello, &[5; 32]) {
+            if let Ok((server, _)) = ServerHandshake::start(Some(&v), &DECOY_SECRET, &hello, &[5; 32]) {
                 assert!(server.finish(input).is_err());
             }
         }
@@ -390,13 +392,13 @@ fn client_point_not_on_curve_is_rejected() {
     let payload = hello_payload(b"admin", &key);
     let hello = parse_client_hello(&payload).unwrap();
     assert_eq!(
-        ServerHandshake::start(&v, &hello, &[5; 32]).unwrap_err(),
+        ServerHandshake::start(Some(&v), &DECOY_SECRET, &hello, &[5; 32]).unwrap_err(),
         EcSrpError::NotOnCurve { message: Message::ClientHello }
     );
     // A caller-built hello with a bad parity is refused too.
     let forged = ClientHello { username: b"admin", pub_x: [0; 32], parity: 7 };
     assert_eq!(
-        ServerHandshake::start(&v, &forged, &[5; 32]).unwrap_err(),
+        ServerHandshake::start(Some(&v), &DECOY_SECRET, &forged, &[5; 32]).unwrap_err(),
         EcSrpError::BadParity { message: Message::ClientHello, value: 7 }
     );
 }
@@ -432,11 +434,10 @@ fn forged_client_keys_are_refused_for_existing_and_unknown_users() {
             let mut key = [0u8; 33];
             key[..32].copy_from_slice(&u);
             key[32] = parity;
-            let decoy = Validator::decoy(&[0x42; 32], b"nobody");
-            for (user, validator) in [(&b"admin"[..], &v), (b"nobody", &decoy)] {
+            for (user, stored) in [(&b"admin"[..], Some(&v)), (b"nobody", None)] {
                 let payload = hello_payload(user, &key);
                 let hello = parse_client_hello(&payload).unwrap();
-                let err = ServerHandshake::start(validator, &hello, &[5; 32]).unwrap_err();
+                let err = ServerHandshake::start(stored, &DECOY_SECRET, &hello, &[5; 32]).unwrap_err();
                 assert_eq!(err, expected, "{u:02x?} parity {parity}");
                 assert!(err.is_invalid_key());
             }
@@ -452,7 +453,7 @@ fn forged_server_keys_are_refused_by_the_client() {
     let v = Validator::derive(b"admin", b"pw", [3; 16]);
     let (mut client, msg1) = ClientHandshake::start(b"admin", b"pw", &[1; 32]).unwrap();
     let hello = parse_client_hello(&msg1).unwrap();
-    let (_, msg2) = ServerHandshake::start(&v, &hello, &[2; 32]).unwrap();
+    let (_, msg2) = ServerHandshake::start(Some(&v), &DECOY_SECRET, &hello, &[2; 32]).unwrap();
     for (u, expected) in forged_keys(Message::ServerHello) {
         for parity in [0, 1] {
             let mut forged = msg2;
@@ -471,11 +472,17 @@ fn bad_stored_validators_are_reported() {
     let hello = parse_client_hello(&msg1).unwrap();
     let good = Validator::derive(b"admin", b"pw", [3; 16]);
     let bad_parity = Validator { parity: 2, ..good.clone() };
-    assert_eq!(ServerHandshake::start(&bad_parity, &hello, &[5; 32]).unwrap_err(), EcSrpError::BadValidator);
+    assert_eq!(
+        ServerHandshake::start(Some(&bad_parity), &DECOY_SECRET, &hello, &[5; 32]).unwrap_err(),
+        EcSrpError::BadValidator
+    );
     let mut off_curve = good;
     off_curve.x_gamma = [0; 32];
     off_curve.x_gamma[31] = 2;
-    assert_eq!(ServerHandshake::start(&off_curve, &hello, &[5; 32]).unwrap_err(), EcSrpError::BadValidator);
+    assert_eq!(
+        ServerHandshake::start(Some(&off_curve), &DECOY_SECRET, &hello, &[5; 32]).unwrap_err(),
+        EcSrpError::BadValidator
+    );
 }
 
 #[test]
@@ -483,7 +490,7 @@ fn proofs_must_have_exact_length_and_value() {
     let v = Validator::derive(b"admin", b"pw", [3; 16]);
     let (mut client, msg1) = ClientHandshake::start(b"admin", b"pw", &[1; 32]).unwrap();
     let hello = parse_client_hello(&msg1).unwrap();
-    let (server, msg2) = ServerHandshake::start(&v, &hello, &[2; 32]).unwrap();
+    let (server, msg2) = ServerHandshake::start(Some(&v), &DECOY_SECRET, &hello, &[2; 32]).unwrap();
     assert_eq!(client.verify_server(&[0; 32]), Err(EcSrpError::OutOfOrder));
     let msg3 = client.on_server_hello(&msg2).unwrap();
 
@@ -515,7 +522,7 @@ fn server_hello_layout_is_enforced() {
     let v = Validator::derive(b"admin", b"pw", [3; 16]);
     let (mut client, msg1) = ClientHandshake::start(b"admin", b"pw", &[1; 32]).unwrap();
     let hello = parse_client_hello(&msg1).unwrap();
-    let (_, msg2) = ServerHandshake::start(&v, &hello, &[2; 32]).unwrap();
+    let (_, msg2) = ServerHandshake::start(Some(&v), &DECOY_SECRET, &hello, &[2; 32]).unwrap();
     assert_eq!(
         client.on_server_hello(&msg2[..48]),
         Err(EcSrpError::Truncated { message: Message::ServerHello, expected: 49, got: 48 })
@@ -542,16 +549,56 @@ fn decoy_validators_are_stable_per_user_and_fail_at_confirmation() {
     assert_ne!(a.salt, Validator::decoy(&secret, b"nobody2").salt);
     assert_ne!(a.x_gamma, Validator::decoy(&secret, b"nobody2").x_gamma);
     assert_ne!(a, Validator::decoy(&[0x43; 32], b"nobody"));
-    assert!(a.gamma().is_ok());
+    assert!(a.parity <= 1 && a.x_gamma[0] < 0x80);
+    // The salt is derived as before decoys became cheap, so a name probed
+    // across an upgrade keeps its salt (a stored user's salt never changes).
+    assert_eq!(a.salt[..], sha256(&[b"btestd EC-SRP5 decoy salt\0", &secret, b"nobody"])[..16]);
 
     for password in [&b""[..], b"pw", b"nobody"] {
         let (mut client, msg1) = ClientHandshake::start(b"nobody", password, &[1; 32]).unwrap();
         let hello = parse_client_hello(&msg1).unwrap();
-        let (server, msg2) = ServerHandshake::start(&a, &hello, &[2; 32]).unwrap();
+        let (server, msg2) = ServerHandshake::start(None, &secret, &hello, &[2; 32]).unwrap();
         assert_eq!(msg2[33..], a.salt);
         let msg3 = client.on_server_hello(&msg2).unwrap();
         assert_eq!(server.finish(&msg3), Err(EcSrpError::ProofMismatch { message: Message::ClientProof }));
     }
+}
+
+#[test]
+fn decoys_whose_x_does_not_lift_still_answer() {
+    // About half of all decoys have an x_gamma without a point; find some
+    // of each kind and check that both give a normal message 2.
+    let (mut lifting, mut not_lifting) = (0, 0);
+    for k in 0..40u32 {
+        let name = format!("nobody-{k}");
+        let decoy = Validator::decoy(&DECOY_SECRET, name.as_bytes());
+        match Point::lift_x(&decoy.x_gamma, decoy.parity) {
+            Some(_) => lifting += 1,
+            None => not_lifting += 1,
+        }
+        let (mut client, msg1) = ClientHandshake::start(name.as_bytes(), b"guess", &[1; 32]).unwrap();
+        let hello = parse_client_hello(&msg1).unwrap();
+        let (server, msg2) = ServerHandshake::start(None, &DECOY_SECRET, &hello, &[2; 32]).unwrap();
+        assert_eq!(msg2[33..], decoy.salt);
+        let msg3 = client.on_server_hello(&msg2).unwrap();
+        assert!(server.finish(&msg3).is_err());
+    }
+    assert!(lifting > 5 && not_lifting > 5, "{lifting} {not_lifting}");
+}
+
+#[test]
+fn existing_and_unknown_users_get_the_same_kind_of_message_2() {
+    // The same client key and s_B: what differs is only what the validator
+    // determines (salt and the blinding point), never the layout.
+    let v = Validator::derive(b"admin", b"pw", [3; 16]);
+    let (_, msg1) = ClientHandshake::start(b"admin", b"pw", &[1; 32]).unwrap();
+    let hello = parse_client_hello(&msg1).unwrap();
+    let (_, known) = ServerHandshake::start(Some(&v), &DECOY_SECRET, &hello, &[2; 32]).unwrap();
+    let (_, unknown) = ServerHandshake::start(None, &DECOY_SECRET, &hello, &[2; 32]).unwrap();
+    assert_eq!(known[33..], v.salt);
+    assert_eq!(unknown[33..], Validator::decoy(&DECOY_SECRET, b"admin").salt);
+    assert_ne!(known[..32], unknown[..32]);
+    assert!(Point::decode_public(&unknown[..32].try_into().unwrap(), unknown[32]).is_ok());
 }
 
 #[test]
@@ -562,7 +609,7 @@ fn debug_output_hides_secrets() {
     let (client, msg1) = ClientHandshake::start(b"admin", b"pw", &[1; 32]).unwrap();
     assert_eq!(format!("{client:?}"), "ClientHandshake { .. }");
     let hello = parse_client_hello(&msg1).unwrap();
-    let (server, _) = ServerHandshake::start(&v, &hello, &[2; 32]).unwrap();
+    let (server, _) = ServerHandshake::start(Some(&v), &DECOY_SECRET, &hello, &[2; 32]).unwrap();
     assert_eq!(format!("{server:?}"), "ServerHandshake { .. }");
 }
 
