@@ -261,3 +261,14 @@ fn join_token_guesses_get_a_few_tries_not_the_join_window() {
     // The test runs on the primary.
     assert!(primary.read_n(4096).len() == 4096);
 }
+
+#[test]
+fn user_names_with_bytes_from_0x80_are_escaped() {
+    let server = Server::start(&MD5_USER);
+    let (mut r, ch) = md5_challenged(&server, addr(2));
+    // UTF-8 C1 control CSI (c2 9b), which some terminals obey.
+    r.send(&btestd::auth::md5::emit_response("x\u{9b}2J".as_bytes(), b"x", &ch));
+    assert_eq!(r.read_n(4), [0, 0, 0, 0]);
+    let line = server.wait_log("authentication failed for user", LOG_WAIT);
+    assert!(line.contains(r"'x\xc2\x9b2J'"), "{line}");
+}

@@ -128,8 +128,9 @@ impl fmt::Display for HandshakeError {
         match self {
             HandshakeError::Proto(e) => write!(f, "{e}"),
             HandshakeError::BadAuthMessage(what) => write!(f, "malformed authentication message: {what}"),
+            // The name is the peer's, sent before it proved anything.
             HandshakeError::AuthFailed { user, reason } => {
-                write!(f, "authentication failed for user '{user}': {reason}")
+                write!(f, "authentication failed for user '{}': {reason}", crate::logger::Escaped::peer(user))
             }
         }
     }

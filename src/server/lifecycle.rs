@@ -234,7 +234,7 @@ impl Server {
         };
         log::info!(
             "session {id}: {peer} user={} {} {} conns={} tx_size={} remote_tx_speed={} random={}{udp_port}",
-            user.as_deref().unwrap_or("-"),
+            crate::logger::Escaped::peer(user.as_deref().unwrap_or("-")),
             cmd.proto,
             cmd.direction,
             cmd.connections(),

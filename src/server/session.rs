@@ -537,7 +537,7 @@ impl Session {
             "session {} ended: peer={} user={} proto={} dir={} conns={} secs={:.2} rx_bytes={} tx_bytes={} rx_mbps={:.2} tx_mbps={:.2} lost={} peer_statuses={} peer_cpu={} reason={}",
             self.id,
             self.peer,
-            self.user.as_deref().unwrap_or("-"),
+            crate::logger::Escaped::peer(self.user.as_deref().unwrap_or("-")),
             self.cmd.proto,
             self.cmd.direction,
             conn_count,
