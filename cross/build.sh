@@ -27,8 +27,10 @@ install_tools >&2
 # Release binaries are stripped, so std's backtrace symbolizer (gimli,
 # addr2line, miniz) could never name a frame: build std without it.
 # panic=abort never unwinds, so no unwind tables either (about 90 KB).
+# std's optimize_for_size picks its smaller algorithms (sorting, formatting
+# helpers): about 9 KB; the data path is system calls, not std code.
 RUSTFLAGS="-C force-unwind-tables=no ${RUSTFLAGS-}" \
-    cross_cargo "$target" build --release -Zbuild-std=std,panic_abort -Zbuild-std-features= \
+    cross_cargo "$target" build --release -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size \
     --manifest-path "$manifest" --bin "$bin" "$@" >&2
 
 out=$CROSS_TARGET_DIR/$target/release/$bin

@@ -1,7 +1,6 @@
 //! Log lines a peer can cause at will (refusals, malformed input) are
 //! rate-limited, so an attacker cannot flood the log or the flash it is on.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -14,8 +13,10 @@ use std::time::{Duration, Instant};
 pub struct PeerLog {
     second: Option<Instant>,
     total: u32,
-    /// Lines this second per address (IPv6 by /64, as bans count them).
-    per_address: HashMap<IpAddr, u32>,
+    /// Lines this second per address (IPv6 by /64, as bans count them);
+    /// a short list, as only a few addresses can be noisy within a second
+    /// before the total applies anyway.
+    per_address: Vec<(IpAddr, u32)>,
     suppressed: u32,
     /// Addresses that had lines suppressed this second.
     noisy: u32,
@@ -25,19 +26,24 @@ impl PeerLog {
     pub const PER_ADDRESS: u32 = 5;
     pub const TOTAL: u32 = 20;
     /// Addresses counted separately in one second; beyond, only the total applies.
-    const MAX_TRACKED: usize = 4096;
+    const MAX_TRACKED: usize = 64;
 
     /// Whether a line about `ip` may be written now; counts those that may not.
     pub fn allow(&mut self, ip: IpAddr, now: Instant) -> bool {
         self.tick(now);
         let key = super::guard::address_key(ip);
         // Past the tracking bound only the total applies.
-        let mine = if self.per_address.len() < Self::MAX_TRACKED || self.per_address.contains_key(&key) {
-            let n = self.per_address.entry(key).or_insert(0);
-            *n = n.saturating_add(1);
-            *n
-        } else {
-            0
+        let tracked = self.per_address.len();
+        let mine = match self.per_address.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, n)) => {
+                *n = n.saturating_add(1);
+                *n
+            }
+            None if tracked < Self::MAX_TRACKED => {
+                self.per_address.push((key, 1));
+                1
+            }
+            None => 0,
         };
         if mine > Self::PER_ADDRESS || self.total >= Self::TOTAL {
             if mine == Self::PER_ADDRESS + 1 {
