@@ -6,7 +6,6 @@
 use crate::proto::{Status, StatusScanner};
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
-use std::time::{Duration, Instant};
 
 /// Control bytes (handshake replies, OK) that must precede everything else.
 /// Small and fixed: the longest is EC-SRP5 message 2 (50 bytes).
@@ -104,42 +103,6 @@ pub struct PeerStatus {
     pub count: u32,
     /// Sum of the byte counts the peer reported.
     pub bytes: u64,
-}
-
-/// Shortest time over which the peer's reports become a rate: reports that
-/// arrive closer together (cut apart or bunched on the way) are added to
-/// the next window instead of making a rate out of a sliver of time.
-const MIN_RATE_WINDOW: Duration = Duration::from_millis(500);
-
-/// What the peer's statuses say it received per second, whatever its
-/// reporting interval: each report covers the time since its previous one,
-/// and a peer may report every few seconds.
-#[derive(Debug, Clone, Copy)]
-pub struct PeerRate {
-    /// Start of the current window.
-    since: Instant,
-    /// `PeerStatus::count` and `PeerStatus::bytes` when the window began.
-    count: u32,
-    bytes: u64,
-}
-
-impl PeerRate {
-    /// A window starting at `now`, before the peer's first report.
-    pub fn new(now: Instant) -> PeerRate {
-        PeerRate { since: now, count: 0, bytes: 0 }
-    }
-
-    /// Bytes per second the peer reported since the last rate, once a new
-    /// report arrived and the window is long enough; starts the next window.
-    pub fn update(&mut self, peer: &PeerStatus, now: Instant) -> Option<u64> {
-        let window = now.saturating_duration_since(self.since);
-        if peer.count == self.count || window < MIN_RATE_WINDOW {
-            return None;
-        }
-        let bytes = peer.bytes.saturating_sub(self.bytes);
-        *self = PeerRate { since: now, count: peer.count, bytes: peer.bytes };
-        Some(u64::try_from(u128::from(bytes) * 1_000_000_000 / window.as_nanos()).unwrap_or(u64::MAX))
-    }
 }
 
 /// This side's statuses on their way out: at most one being written and one
@@ -418,6 +381,7 @@ enum Kind {
 mod tests {
     use super::*;
     use std::io::ErrorKind;
+    use std::time::{Duration, Instant};
 
     #[test]
     fn outbuf_refuses_overflow_and_reuses_space() {
@@ -562,24 +526,5 @@ mod tests {
         st.queue_status(Some(1), 0);
         st.write(None, 0, 16).unwrap();
         assert_eq!(one_status(&read_exact(&mut peer, 12)).seq, 1);
-    }
-
-    #[test]
-    fn peer_rate_spreads_each_report_over_its_interval() {
-        let t0 = Instant::now();
-        let mut rate = PeerRate::new(t0);
-        let mut peer = PeerStatus::default();
-        assert_eq!(rate.update(&peer, t0 + Duration::from_secs(1)), None, "no report yet");
-        peer.count = 1;
-        peer.bytes = 5_000_000;
-        assert_eq!(rate.update(&peer, t0 + Duration::from_secs(5)), Some(1_000_000), "a report every 5 s");
-        assert_eq!(rate.update(&peer, t0 + Duration::from_secs(6)), None, "no new report");
-        // Two reports 100 ms apart: the second waits for a longer window.
-        peer.count = 2;
-        peer.bytes += 400;
-        assert_eq!(rate.update(&peer, t0 + Duration::from_millis(5100)), None);
-        peer.count = 3;
-        peer.bytes += 600;
-        assert_eq!(rate.update(&peer, t0 + Duration::from_secs(6)), Some(1000));
     }
 }

@@ -115,7 +115,7 @@ fn per_test_rate_cap_applies_both_ways() {
     let got: f64 = end["rx_mbps"].parse().unwrap();
     assert!((got - 10.0).abs() < 1.5, "{got} Mbit/s: {c:?}");
     // A UDP sender is told at most the cap in the server's statuses.
-    // After its first unlimited second, our client sends 1.5 times what the
+    // After its first second's ramp, our client holds 105 % of what the
     // server reports, and the server reports at most 10 Mbit/s.
     let c = client(server.addr, &["--proto", "udp", "--direction", "send", "--duration", "4"]);
     let last = *c.interval_tx.last().unwrap();

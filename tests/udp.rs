@@ -283,3 +283,61 @@ fn udp_with_md5_and_ecsrp5_sends_port_after_ok() {
         }
     }
 }
+
+/// Mbit in each whole second of a client's per-second rows.
+fn per_second_mbit(bytes: &[u64]) -> Vec<f64> {
+    bytes.iter().map(|&b| b as f64 * 8.0 / 1e6).collect()
+}
+
+#[test]
+fn an_unlimited_udp_test_starts_low_and_ramps_up_on_reports() {
+    let server = Server::start(&[]);
+    // The server sends: its first second is a ramp from 10 Mbit/s, not a flood.
+    let c = client(server.addr, &["--proto", "udp", "--direction", "receive", "--duration", "4"]);
+    assert_eq!(c.code, 0, "{c:?}");
+    let rx = per_second_mbit(&c.interval_rx);
+    assert!(rx.len() >= 3, "{c:?}");
+    assert!(rx[0] > 20.0 && rx[0] < 60.0, "first second {:.1} Mbit: {c:?}", rx[0]);
+    assert!(rx[2] > 2.0 * rx[0], "grows while the reports keep up: {rx:?}");
+    let end = server.session_end(1, LOG_WAIT);
+    let tx = num(&end, "tx_bytes");
+    assert!(tx as f64 <= c.rx_bytes as f64 * 1.5, "sent {tx}, received {}: nothing flooded", c.rx_bytes);
+    // The client sends: the same ramp.
+    let c = client(server.addr, &["--proto", "udp", "--direction", "send", "--duration", "3"]);
+    assert_eq!(c.code, 0, "{c:?}");
+    let tx = per_second_mbit(&c.interval_tx);
+    assert!(tx[0] > 20.0 && tx[0] < 60.0, "client's first second {:.1} Mbit: {c:?}", tx[0]);
+    assert!(tx[2] > 2.0 * tx[0], "{tx:?}");
+    let end = server.session_end(2, LOG_WAIT);
+    assert!(num(&end, "rx_bytes") as f64 >= c.tx_bytes as f64 * 0.9, "{end:?} {c:?}");
+}
+
+#[test]
+fn a_udp_receiver_that_never_reports_is_sent_little() {
+    let server = Server::start(&["--idle-timeout", "5", "--udp-port-base", "31400", "--udp-port-count", "4"]);
+    let t0 = Instant::now();
+    let (r, udp) = raw_udp(&server, &udp_cmd(2, 1500, 0));
+    let peer = r.s.local_addr().unwrap();
+    // Receive at the protocol's port, never send a datagram or a status.
+    let sock = UdpSocket::bind(SocketAddr::new(udp.ip(), udp.port() + 256)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
+    let mut buf = vec![0u8; 2048];
+    let mut bits = [0u64; 9];
+    while t0.elapsed() < Duration::from_millis(4500) {
+        if let Ok((n, _)) = sock.recv_from(&mut buf) {
+            let half_second = (t0.elapsed().as_millis() / 500) as usize;
+            bits[half_second.min(8)] += (n as u64 + 28) * 8;
+        }
+    }
+    let mbps = |from: usize, to: usize| bits[from..to].iter().sum::<u64>() as f64 / 1e6 / ((to - from) as f64 / 2.0);
+    // A ramp in the first second, then, with no report, the start rate.
+    assert!(mbps(0, 2) < 60.0, "first second {:.1} Mbit/s: {bits:?}", mbps(0, 2));
+    let later = mbps(4, 8);
+    assert!(later > 5.0 && later < 12.0, "seconds 2-4 at {later:.1} Mbit/s: {bits:?}");
+    let end = server.session_end_of(peer, LOG_WAIT);
+    assert_eq!(end["reason"], "idle-timeout");
+    let sent = num(&end, "tx_bytes") as f64 * 8.0 / 1e6;
+    // About 54 Mbit in the first second, 80 until the report is overdue, then 10 Mbit/s.
+    assert!(sent < 200.0, "{sent:.0} Mbit sent to a receiver that never reported: {end:?}");
+    drop(r);
+}

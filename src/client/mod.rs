@@ -14,7 +14,7 @@ use crate::auth::ecsrp5::EcSrpError;
 use crate::cpu::CpuSampler;
 use crate::pacer::TokenBucket;
 use crate::proto::{Command, Direction, Protocol, command};
-use crate::stream::{PeerRate, Stream};
+use crate::stream::Stream;
 use crate::udp::{IoMode, UdpFlow};
 use join::{JoinReplies, Skipped};
 use mio::{Events, Interest, Poll, Token};
@@ -332,7 +332,7 @@ fn udp_data_phase(
     crate::udp::grow_buffers(&sock);
     let start = Instant::now();
     let dest = SocketAddr::new(server.ip(), port);
-    let mut flow = UdpFlow::new(sock, IoMode::native(), dest, config.tx_size, u64::from(config.local_speed), start);
+    let mut flow = UdpFlow::new(sock, IoMode::native(), dest, config.tx_size, u64::from(config.local_speed), 0, start);
     // Opens NAT mappings and tells the server where we are.
     let _ = flow.sock.send_to(&[], dest);
 
@@ -360,7 +360,6 @@ fn udp_data_phase(
     let mut second = 0u32;
     let mut last = Interval::default();
     let mut seen = 0u32;
-    let mut peer_rate = PeerRate::new(start);
     let mut summary = Summary::default();
     let (mut send_due, mut recv_due) = (transmit, true);
     let mut pace_wake: Option<Instant> = None;
@@ -380,12 +379,10 @@ fn udp_data_phase(
             seen = st.peer.count;
             if let Some(p) = st.peer.last {
                 summary.remote_cpu = p.cpu.or(summary.remote_cpu);
-            }
-        }
-        // What the server received per second, however often it reports.
-        if let Some(per_sec) = peer_rate.update(&st.peer, now) {
-            if transmit {
-                flow.adapt(u32::try_from(per_sec).unwrap_or(u32::MAX), now);
+                if transmit {
+                    // The sum of all statuses so far: one read may bring two.
+                    flow.adapt(st.peer.bytes, now);
+                }
             }
         }
         if now >= next_report || now >= end {

@@ -309,7 +309,8 @@ impl Server {
             .map_err(Refusal::UdpPort)?;
         crate::udp::grow_buffers(&sock);
         let dest = SocketAddr::new(peer.ip(), port.saturating_add(crate::proto::udp::CLIENT_PORT_OFFSET));
-        let flow = Box::new(UdpFlow::new(sock, self.udp_io, dest, cmd.tx_size, rate, now));
+        let asked = u64::from(cmd.remote_tx_speed);
+        let flow = Box::new(UdpFlow::new(sock, self.udp_io, dest, cmd.tx_size, asked, rate, now));
         Ok(Transport::Udp { flow, port })
     }
 

@@ -9,7 +9,7 @@ pub use io::{Buffers, IO_BUDGET, Io, Ready, Timed};
 use crate::pacer::TokenBucket;
 use crate::proto::{Command, Protocol};
 use crate::store::SessionRecord;
-use crate::stream::{PeerRate, Stream};
+use crate::stream::Stream;
 use crate::udp::UdpFlow;
 use std::fmt;
 use std::net::SocketAddr;
@@ -166,8 +166,6 @@ pub struct Session {
     armed: Option<Instant>,
     /// Peer statuses seen so far: a new one is a UDP test's sign of life.
     peer_statuses: u32,
-    /// The client's UDP reports as a per-second rate, for the UDP pacer.
-    peer_rate: PeerRate,
     /// Kernel buffer size of the data sockets; None: left to the kernel.
     socket_share: Option<u32>,
     /// Wrong join tokens from this test's address while it joins.
@@ -215,7 +213,6 @@ impl Session {
             rx_wake: None,
             armed: None,
             peer_statuses: 0,
-            peer_rate: PeerRate::new(now),
             socket_share: None,
             wrong_tokens: 0,
         }
@@ -289,7 +286,6 @@ impl Session {
         if let Phase::Running { .. } = phase {
             self.next_status = now + Duration::from_secs(1);
             self.activity.alive(now);
-            self.peer_rate = PeerRate::new(now);
         }
         self.phase = phase;
     }
@@ -434,16 +430,6 @@ impl Session {
         for c in &mut self.conns {
             let tcp_bytes = c.stream.take_rx_interval();
             c.stream.queue_status(cpu, udp_bytes.unwrap_or(tcp_bytes));
-        }
-    }
-
-    /// The client's statuses on a UDP test's control connection pace our
-    /// datagrams: 1.5 times what it received per second, however often it
-    /// reports (a client reporting every 5 s reports 5 s of traffic).
-    fn adapt_to_peer(&mut self, index: usize, now: Instant) {
-        let (Transport::Udp { flow, .. }, Some(c)) = (&mut self.transport, self.conns.get(index)) else { return };
-        if let Some(per_sec) = self.peer_rate.update(&c.stream.peer, now) {
-            flow.adapt(u32::try_from(per_sec).unwrap_or(u32::MAX), now);
         }
     }
 

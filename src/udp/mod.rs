@@ -1,9 +1,11 @@
-//! A UDP test flow, for either side: paced, sequence-numbered datagrams out,
-//! counted and loss-tracked datagrams in, and the peer's address learned
-//! from the first datagram of the control connection's IP (NAT).
+//! A UDP test flow, for either side: paced, sequence-numbered datagrams out
+//! at the rate the peer's reports allow (`ramp.rs`), counted and
+//! loss-tracked datagrams in, and the peer's address learned from the first
+//! datagram of the control connection's IP (NAT).
 
 pub mod batch;
 pub mod loss;
+pub mod ramp;
 
 pub use batch::IoMode;
 
@@ -54,8 +56,14 @@ pub struct UdpFlow {
     wire_len: u64,
     next_seq: u32,
     pacer: TokenBucket,
-    /// Highest transmit rate allowed, bits/s (0 = none).
-    cap: u64,
+    /// Decides the rate from the peer's reports; the pacer follows it.
+    ramp: ramp::Ramp,
+    /// The rate last given to the pacer, bits/s.
+    paced_bps: u64,
+    /// `tx_bytes` when the peer's last report arrived.
+    tx_at_report: u64,
+    /// The sum of the byte counts the peer reported so far.
+    reported: u64,
     /// True after a send hit a full buffer, until a writable event.
     pub write_blocked: bool,
     /// IP-level bytes sent and received.
@@ -82,13 +90,24 @@ fn burst(bps: u64, wire_len: u64) -> u64 {
 
 impl UdpFlow {
     /// `dest` is the peer's protocol port (server port + 256 for a server);
-    /// `tx_size` the IP packet size of our datagrams; `cap` the highest rate
-    /// (0 = none), which is also the starting rate.
-    pub fn new(sock: UdpSocket, mode: IoMode, dest: SocketAddr, tx_size: u16, cap: u64, now: Instant) -> UdpFlow {
+    /// `tx_size` the IP packet size of our datagrams; `asked` the rate the
+    /// test asked for (bits/s), where sending starts and which it never
+    /// exceeds, or 0 to ramp up from a low start; `limit` the operator's cap
+    /// (0 = none).
+    pub fn new(
+        sock: UdpSocket,
+        mode: IoMode,
+        dest: SocketAddr,
+        tx_size: u16,
+        asked: u64,
+        limit: u64,
+        now: Instant,
+    ) -> UdpFlow {
         let ipv6 = dest.is_ipv6();
         let payload_len = wire::payload_len(tx_size, ipv6);
         let wire_len = wire::wire_len(payload_len, ipv6) as u64;
-        let rate = pace_bps(cap, wire_len);
+        let ramp = ramp::Ramp::new(asked, limit, now);
+        let rate = pace_bps(ramp.rate(now), wire_len);
         UdpFlow {
             sock,
             mode,
@@ -101,7 +120,10 @@ impl UdpFlow {
             wire_len,
             next_seq: 0,
             pacer: TokenBucket::new(rate, burst(rate, wire_len), now),
-            cap,
+            ramp,
+            paced_bps: rate,
+            tx_at_report: 0,
+            reported: 0,
             write_blocked: false,
             tx_bytes: 0,
             rx_bytes: 0,
@@ -130,30 +152,31 @@ impl UdpFlow {
         self.loss.totals()
     }
 
-    /// Changes the highest rate (an operator cap shared by more tests).
+    /// Changes the operator's cap (0 = none; shared by more tests); a rate
+    /// the test asked for stays a cap too.
     pub fn set_cap(&mut self, cap: u64, now: Instant) {
-        self.cap = cap;
-        let current = self.pacer.rate_bps();
-        if cap > 0 && (current == 0 || current > cap) {
-            let bps = pace_bps(cap, self.wire_len);
-            self.pacer = TokenBucket::new(bps, burst(bps, self.wire_len), now);
-        }
+        self.ramp.set_limit(cap);
+        self.pace(now);
     }
 
-    /// Applies the peer's report of `bytes` received in the last second:
-    /// the next second's rate is 1.5 times that, never above the cap; a
-    /// report of 0 changes nothing (it must not become "unlimited").
-    pub fn adapt(&mut self, bytes: u32, now: Instant) {
-        if bytes == 0 {
-            return;
-        }
-        let mut bps = u64::from(bytes) * 8 * 3 / 2;
-        if self.cap > 0 {
-            bps = bps.min(self.cap);
-        }
-        let bps = pace_bps(bps, self.wire_len);
-        if bps != self.pacer.rate_bps() {
-            self.pacer = TokenBucket::new(bps, burst(bps, self.wire_len), now);
+    /// Applies the peer's statuses: `reported` is the sum of the byte
+    /// counts in all of them so far (a read can bring two at once), set
+    /// against what we sent since the previous one arrived.
+    pub fn adapt(&mut self, reported: u64, now: Instant) {
+        let received = reported.saturating_sub(self.reported);
+        self.reported = reported;
+        let sent = self.tx_bytes - self.tx_at_report;
+        self.tx_at_report = self.tx_bytes;
+        self.ramp.report(received, sent, now);
+        self.pace(now);
+    }
+
+    /// Gives the pacer the ramp's rate for `now`, keeping the tokens earned.
+    fn pace(&mut self, now: Instant) {
+        let bps = pace_bps(self.ramp.rate(now), self.wire_len);
+        if bps != self.paced_bps {
+            self.paced_bps = bps;
+            self.pacer.set_rate(bps, burst(bps, self.wire_len), now);
         }
     }
 
@@ -166,6 +189,7 @@ impl UdpFlow {
             out.blocked = true;
             return Ok(out);
         }
+        self.pace(now);
         let body = &payload[..(self.payload_len - wire::MIN_PAYLOAD).min(payload.len())];
         for _ in 0..budget {
             let paced = self.pacer.available(now) / self.wire_len;
@@ -260,33 +284,33 @@ mod tests {
         assert_eq!(pace_bps(0, 1500), 0);
     }
 
-    fn flow(cap: u64) -> UdpFlow {
+    fn flow(asked: u64, limit: u64) -> UdpFlow {
         let sock = crate::net::udp_socket("127.0.0.1:0".parse().unwrap()).unwrap();
-        UdpFlow::new(sock, IoMode::Portable, "127.0.0.1:9".parse().unwrap(), 1500, cap, Instant::now())
+        UdpFlow::new(sock, IoMode::Portable, "127.0.0.1:9".parse().unwrap(), 1500, asked, limit, Instant::now())
     }
 
     #[test]
-    fn adaptation_is_one_and_a_half_times_the_report_under_the_cap() {
+    fn the_pacer_follows_the_ramp_under_the_caps() {
+        let f = flow(0, 0);
+        assert_eq!(f.rate_bps(), ramp::START_BPS, "no asked rate: a low start, never unlimited");
+        let mut f = flow(10_000_000, 0);
+        assert_eq!(f.rate_bps(), 10_000_000, "an asked rate is the start");
         let now = Instant::now();
-        let mut f = flow(0);
-        assert_eq!(f.rate_bps(), 0);
-        f.adapt(0, now);
-        assert_eq!(f.rate_bps(), 0, "a zero report must not change the rate");
-        f.adapt(1_000_000, now);
-        assert_eq!(f.rate_bps(), 12_000_000);
-        let mut f = flow(10_000_000);
-        assert_eq!(f.rate_bps(), 10_000_000);
-        f.adapt(1_000_000, now);
-        assert_eq!(f.rate_bps(), 10_000_000, "the commanded speed is a hard cap");
-        f.adapt(100_000, now);
-        assert_eq!(f.rate_bps(), 1_200_000);
-        f.adapt(0, now);
-        assert_eq!(f.rate_bps(), 1_200_000);
+        f.tx_bytes = 1_250_000;
+        f.adapt(100_000, now + Duration::from_secs(1));
+        assert_eq!(f.reported, 100_000);
+        assert!(f.rate_bps().abs_diff(840_000) < 1000, "8 % arrived: held at 105 % of it: {}", f.rate_bps());
+        f.set_cap(500_000, now);
+        assert_eq!(f.rate_bps(), 500_000, "the operator's cap");
+        let mut f = flow(0, 5_000_000);
+        assert_eq!(f.rate_bps(), 5_000_000);
+        f.set_cap(0, now);
+        assert_eq!(f.rate_bps(), ramp::START_BPS);
     }
 
     #[test]
     fn sizes_follow_tx_size() {
-        let f = flow(0);
+        let f = flow(0, 0);
         assert_eq!(f.payload_len(), 1472);
         assert_eq!(f.wire_len, 1500);
     }

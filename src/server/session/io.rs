@@ -91,7 +91,11 @@ impl Session {
         let throttled_until = r.throttled.then(|| budget.wake_at());
         let reported = c.stream.peer.count != self.peer_statuses;
         self.peer_statuses = c.stream.peer.count;
-        self.adapt_to_peer(index, now);
+        if let (true, Transport::Udp { flow, .. }) = (reported, &mut self.transport) {
+            // The client's statuses pace our datagrams: the sum of all of
+            // them so far, as one read may bring two.
+            flow.adapt(c.stream.peer.bytes, now);
+        }
         // Only data in the test's own direction keeps it alive: for TCP what
         // the server receives; for UDP the control connection carries reports.
         let udp = self.cmd.proto == Protocol::Udp;
