@@ -29,7 +29,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib import DEFAULT_BIN, Proc, free_port, wait_port  # noqa: E402
+from lib import DEFAULT_BIN, Proc, free_port, recv_exact, wait_port  # noqa: E402
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -54,16 +54,6 @@ def connect_from(src, port, timeout=5):
     s.bind((src, 0))
     s.connect(("127.0.0.1", port))
     return s
-
-
-def recv_exact(s, n):
-    b = b""
-    while len(b) < n:
-        chunk = s.recv(n - len(b))
-        if not chunk:
-            raise ConnectionError("closed")
-        b += chunk
-    return b
 
 
 class Server:

@@ -50,6 +50,17 @@ def wait_port(port, timeout=10):
     raise RuntimeError(f"nothing listening on {port}")
 
 
+def recv_exact(s, n):
+    """Exactly n bytes from socket s, or ConnectionError when it closes first."""
+    b = b""
+    while len(b) < n:
+        chunk = s.recv(n - len(b))
+        if not chunk:
+            raise ConnectionError("closed")
+        b += chunk
+    return b
+
+
 class Proc:
     """A server process we started; stopped by PID, bounded in time."""
 

@@ -23,21 +23,11 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from lib import DEFAULT_BIN, Proc, cpu_seconds, free_port, status_kb, wait_port  # noqa: E402
+from lib import DEFAULT_BIN, Proc, cpu_seconds, free_port, recv_exact, status_kb, wait_port  # noqa: E402
 
 
 def tcp_cmd(direction, remote_bps):
     return struct.pack("<BBBBHHII", 1, direction, 1, 0, 32768, 0, remote_bps, 0)
-
-
-def recv_exact(s, n):
-    b = b""
-    while len(b) < n:
-        chunk = s.recv(n - len(b))
-        if not chunk:
-            raise ConnectionError("closed")
-        b += chunk
-    return b
 
 
 class Server:
