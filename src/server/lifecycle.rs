@@ -17,7 +17,7 @@ use crate::udp::UdpFlow;
 use mio::Interest;
 use mio::net::TcpStream;
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::time::Instant;
 
 impl Server {
@@ -298,17 +298,12 @@ impl Server {
         };
         let local = p.stream.sock.local_addr().map_err(Refusal::UdpSocket)?;
         let peer = p.peer;
-        let local_ip = match (local.ip(), peer.ip()) {
-            // A v4 client on a v6 socket: bind the v4 address it reached.
-            (IpAddr::V6(v6), IpAddr::V4(_)) => v6.to_ipv4_mapped().map_or(local.ip(), IpAddr::V4),
-            (ip, _) => ip,
-        };
         let (port, sock) = self
             .ports
-            .allocate(|port| crate::net::udp_socket(SocketAddr::new(local_ip, port)))
+            .allocate(|port| crate::net::udp_socket(udp_addresses(local, peer, port).0))
             .map_err(Refusal::UdpPort)?;
         crate::udp::grow_buffers(&sock);
-        let dest = SocketAddr::new(peer.ip(), port.saturating_add(crate::proto::udp::CLIENT_PORT_OFFSET));
+        let dest = udp_addresses(local, peer, port).1;
         let asked = u64::from(cmd.remote_tx_speed);
         let flow = Box::new(UdpFlow::new(sock, self.udp_io, dest, cmd.tx_size, asked, rate, now));
         Ok(Transport::Udp { flow, port })
@@ -471,11 +466,62 @@ impl Server {
     }
 }
 
-/// IPv4-mapped IPv6 peers are logged and limited as the IPv4 they are.
+/// IPv4-mapped IPv6 peers are logged and limited as the IPv4 they are;
+/// other IPv6 peers keep their scope (a link-local client is reached through it).
 fn canonical(peer: SocketAddr) -> SocketAddr {
-    SocketAddr::new(peer.ip().to_canonical(), peer.port())
+    match peer.ip().to_canonical() {
+        IpAddr::V4(v4) => SocketAddr::new(IpAddr::V4(v4), peer.port()),
+        IpAddr::V6(_) => peer,
+    }
+}
+
+/// Where a UDP test on pool `port` binds and where it sends: the address
+/// the client reached (a v4 client on a v6 socket binds the v4 address),
+/// and the client's address at our port + 256. IPv6 keeps the scope of a
+/// link-local address on both sides.
+fn udp_addresses(local: SocketAddr, peer: SocketAddr, port: u16) -> (SocketAddr, SocketAddr) {
+    let bind = match (local, peer) {
+        (SocketAddr::V6(l), SocketAddr::V4(_)) => match l.ip().to_ipv4_mapped() {
+            Some(v4) => SocketAddr::new(IpAddr::V4(v4), port),
+            None => SocketAddr::V6(SocketAddrV6::new(*l.ip(), port, 0, l.scope_id())),
+        },
+        (SocketAddr::V6(l), _) => SocketAddr::V6(SocketAddrV6::new(*l.ip(), port, 0, l.scope_id())),
+        (SocketAddr::V4(l), _) => SocketAddr::new(IpAddr::V4(*l.ip()), port),
+    };
+    let to = port.saturating_add(crate::proto::udp::CLIENT_PORT_OFFSET);
+    let dest = match peer {
+        SocketAddr::V6(p) => SocketAddr::V6(SocketAddrV6::new(*p.ip(), to, 0, p.scope_id())),
+        SocketAddr::V4(p) => SocketAddr::new(IpAddr::V4(*p.ip()), to),
+    };
+    (bind, dest)
 }
 
 fn is_fd_exhaustion(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn udp_addresses_follow_the_control_connection() {
+        let v4: SocketAddr = "192.0.2.1:2000".parse().unwrap();
+        let client: SocketAddr = "198.51.100.7:40000".parse().unwrap();
+        assert_eq!(
+            udp_addresses(v4, client, 2001),
+            ("192.0.2.1:2001".parse().unwrap(), "198.51.100.7:2257".parse().unwrap())
+        );
+        // A v4 client on a dual-stack socket.
+        let mapped: SocketAddr = "[::ffff:192.0.2.1]:2000".parse().unwrap();
+        assert_eq!(udp_addresses(mapped, client, 2001).0, "192.0.2.1:2001".parse().unwrap());
+        // A link-local client keeps its scope both ways.
+        let local = SocketAddr::V6(SocketAddrV6::new("fe80::1".parse().unwrap(), 2000, 0, 3));
+        let peer = SocketAddr::V6(SocketAddrV6::new("fe80::2".parse().unwrap(), 40000, 0, 3));
+        let (bind, dest) = udp_addresses(local, peer, 2001);
+        assert_eq!((bind.to_string(), dest.to_string()), ("[fe80::1%3]:2001".into(), "[fe80::2%3]:2257".into()));
+        assert_eq!(canonical(peer), peer, "the scope is kept");
+        let mapped_peer: SocketAddr = "[::ffff:198.51.100.7]:40000".parse().unwrap();
+        assert_eq!(canonical(mapped_peer), client);
+    }
 }
