@@ -17,4 +17,5 @@ pub mod server;
 pub mod store;
 pub mod stream;
 pub mod sysrand;
+pub mod trace;
 pub mod udp;

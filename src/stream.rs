@@ -179,6 +179,8 @@ pub struct Stream {
     pub tx_bytes: u64,
     /// Bytes read since the last status this side sent.
     rx_interval: u64,
+    /// Set for traced peers: statuses both ways and byte counts are logged.
+    pub trace: Option<Box<crate::trace::Trace>>,
 }
 
 impl Stream {
@@ -199,6 +201,7 @@ impl Stream {
             rx_bytes: 0,
             tx_bytes: 0,
             rx_interval: 0,
+            trace: None,
         };
         st.set_payload(tx_chunk, random, rx_chunk);
         st
@@ -267,11 +270,14 @@ impl Stream {
                 }
                 Ok(n) => {
                     res.bytes += n as u64;
-                    let peer = &mut self.peer;
-                    self.scanner.feed(&scratch[..n], |s| {
+                    let (peer, trace) = (&mut self.peer, &self.trace);
+                    self.scanner.feed_raw(&scratch[..n], |s, raw| {
                         peer.last = Some(s);
                         peer.count += 1;
                         peer.bytes += u64::from(s.bytes);
+                        if let Some(t) = trace {
+                            t.line(format_args!("rx {}", crate::trace::status(raw)));
+                        }
                     });
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -298,6 +304,9 @@ impl Stream {
     fn account_rx(&mut self, n: u64) {
         self.rx_bytes += n;
         self.rx_interval += n;
+        if let Some(t) = self.trace.as_mut() {
+            t.tick(self.rx_bytes, self.tx_bytes);
+        }
     }
 
     /// Whether a waiting status may start at this write boundary: at a
@@ -322,6 +331,9 @@ impl Stream {
         for _ in 0..budget {
             if self.out.is_empty() && self.statuses.waiting.is_some() && self.status_may_start(payload, allowance) {
                 self.statuses.start();
+                if let (Some(t), Some((st, 0))) = (&self.trace, &self.statuses.writing) {
+                    t.line(format_args!("tx {}", crate::trace::status(st)));
+                }
             }
             let (buf, kind) = match (&self.statuses.writing, self.out.is_empty()) {
                 // A status partly out comes first: its bytes stay together.

@@ -59,6 +59,9 @@ pub struct ServeArgs {
     /// clients in this network may never connect (repeatable)
     #[argh(option)]
     pub deny: Vec<Cidr>,
+    /// log every control-plane message of tests with this address or network, decoded and in hex, e.g. 192.0.2.1 (repeatable)
+    #[argh(option)]
+    pub trace: Vec<Cidr>,
     /// failed logins from one address within a minute that start a ban, 0 = never (default 5)
     #[argh(option, default = "5")]
     pub auth_fail_limit: u32,
@@ -217,6 +220,7 @@ pub fn serve(a: ServeArgs) -> i32 {
         udp_port_base: a.udp_port_base,
         udp_port_count: a.udp_port_count,
         udp_io: a.udp_io,
+        trace: a.trace,
     };
     let result = server::Server::bind(config).and_then(|mut s| s.run());
     match result {

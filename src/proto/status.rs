@@ -122,10 +122,16 @@ impl StatusScanner {
 
     /// Scans the next bytes of the stream, calling `found` for each status.
     pub fn feed(&mut self, data: &[u8], mut found: impl FnMut(Status)) {
+        self.feed_raw(data, |s, _| found(s));
+    }
+
+    /// [`StatusScanner::feed`] that also hands out each status's 12 bytes
+    /// as they arrived (for traces: the CPU byte's form is evidence).
+    pub fn feed_raw(&mut self, data: &[u8], mut found: impl FnMut(Status, &[u8; Status::LEN])) {
         self.scan(data, &mut found);
     }
 
-    fn scan(&mut self, mut data: &[u8], found: &mut impl FnMut(Status)) {
+    fn scan(&mut self, mut data: &[u8], found: &mut impl FnMut(Status, &[u8; Status::LEN])) {
         while !data.is_empty() {
             if self.held_len > 0 {
                 data = self.extend_held(data, found);
@@ -158,13 +164,15 @@ impl StatusScanner {
 
     /// `data` starts with the tag where a status may begin: reports it,
     /// holds its first bytes, or treats the tag as data. Returns the rest.
-    fn candidate<'a>(&mut self, data: &'a [u8], found: &mut impl FnMut(Status)) -> &'a [u8] {
+    fn candidate<'a>(&mut self, data: &'a [u8], found: &mut impl FnMut(Status, &[u8; Status::LEN])) -> &'a [u8] {
         if !Status::may_start(&data[..data.len().min(FRAME_START)]) {
             return self.not_a_status(data);
         }
         if let Some(frame) = data.get(..Status::LEN) {
             if let Ok(s) = Status::parse(frame) {
-                found(s);
+                let mut raw = [0u8; Status::LEN];
+                raw.copy_from_slice(frame);
+                found(s, &raw);
             }
             return &data[Status::LEN..];
         }
@@ -192,7 +200,7 @@ impl StatusScanner {
     /// Adds the next bytes to a held candidate; returns the rest. Until the
     /// frame start is confirmed it takes one byte at a time, so a refuted
     /// candidate can be rescanned whole.
-    fn extend_held<'a>(&mut self, data: &'a [u8], found: &mut impl FnMut(Status)) -> &'a [u8] {
+    fn extend_held<'a>(&mut self, data: &'a [u8], found: &mut impl FnMut(Status, &[u8; Status::LEN])) -> &'a [u8] {
         let len = self.held_len;
         if len < FRAME_START {
             let mut probe = self.held;
@@ -212,7 +220,8 @@ impl StatusScanner {
         if self.held_len == Status::LEN {
             self.held_len = 0;
             if let Ok(s) = Status::parse(&self.held) {
-                found(s);
+                let raw = self.held;
+                found(s, &raw);
             }
         }
         &data[n..]
@@ -221,7 +230,7 @@ impl StatusScanner {
     /// The held bytes (at most three: only bytes 2 and 3 can refute a frame
     /// start) were not a status: rescans them as what they are instead.
     /// The rescan holds fewer bytes than before, so this recursion ends.
-    fn refute_held(&mut self, found: &mut impl FnMut(Status)) {
+    fn refute_held(&mut self, found: &mut impl FnMut(Status, &[u8; Status::LEN])) {
         let (held, len) = (self.held, self.held_len);
         self.held_len = 0;
         let rest = self.not_a_status(&held[..len]);

@@ -96,6 +96,8 @@ pub struct Config {
     pub udp_port_count: u16,
     pub udp_io: IoMode,
     pub guard: GuardConfig,
+    /// Peers whose tests are traced (`--trace`): see [`crate::trace`].
+    pub trace: Vec<crate::cidr::Cidr>,
 }
 
 impl Config {

@@ -44,6 +44,8 @@ pub struct Pending {
     /// The handshake count this connection is held under until it ends.
     pub slot: Slot,
     role: Role,
+    /// Set for traced peers: each handshake message is logged.
+    pub trace: Option<Box<crate::trace::Trace>>,
 }
 
 /// What reading a pending connection came to.
@@ -87,7 +89,7 @@ impl std::fmt::Display for Closed {
 impl Pending {
     pub fn new(stream: Stream, peer: SocketAddr, slot: Slot, now: Instant) -> Pending {
         let role = Role::Handshake { hs: Box::new(Handshake::new(peer)), deadline: None };
-        Pending { stream, peer, since: now, slot, role }
+        Pending { stream, peer, since: now, slot, role, trace: None }
     }
 
     /// The live deadline of the current role, as `Timers::schedule` keeps it.
@@ -141,7 +143,15 @@ impl Pending {
             if !hs.filled(n) {
                 continue;
             }
-            match hs.step(auth, &is_join, &mut crate::sysrand::fill, &mut self.stream.out) {
+            let queued = self.stream.out.len();
+            if let Some(t) = &self.trace {
+                trace_rx(t, hs);
+            }
+            let step = hs.step(auth, &is_join, &mut crate::sysrand::fill, &mut self.stream.out);
+            if let Some(t) = &self.trace {
+                trace_tx(t, hs.state(), &self.stream.out.pending()[queued..]);
+            }
+            match step {
                 Ok(Event::Continue) => {
                     if let Err(closed) = self.flush() {
                         return Read::Closed(closed);
@@ -152,5 +162,33 @@ impl Pending {
                 Err(e) => return Read::Failed(e),
             }
         }
+    }
+}
+
+/// Traces the complete handshake message about to be handled: commands
+/// and join requests in full, authentication messages by length only
+/// (they carry hashes, proofs and keys).
+fn trace_rx(t: &crate::trace::Trace, hs: &Handshake) {
+    use super::handshake::State;
+    let msg = hs.message();
+    match (hs.state(), <&[u8; 16]>::try_from(msg)) {
+        (State::Command, Ok(raw)) => t.line(format_args!(
+            "rx {} (or join token {})",
+            crate::trace::command(raw),
+            crate::proto::command::join_token(raw)
+        )),
+        (state, _) => t.line(format_args!("rx {state} message len={}", msg.len())),
+    }
+}
+
+/// Traces what the handshake queued: 4-byte replies and the MD5 challenge
+/// (random, not secret) in hex, EC-SRP5 messages by length only.
+fn trace_tx(t: &crate::trace::Trace, next: &super::handshake::State, out: &[u8]) {
+    use super::handshake::State;
+    match (next, out.len()) {
+        (_, 0) => {}
+        (State::Md5 { .. }, _) => t.line(format_args!("tx md5 challenge len={} {}", out.len(), crate::trace::hex(out))),
+        (_, 4) => t.line(format_args!("tx reply {}", crate::trace::hex(out))),
+        (_, n) => t.line(format_args!("tx ecsrp5 message len={n} (contents withheld)")),
     }
 }

@@ -166,6 +166,11 @@ impl Handshake {
         &self.state
     }
 
+    /// The bytes of the message being read (complete once `filled` says so).
+    pub fn message(&self) -> &[u8] {
+        &self.buf[..self.have]
+    }
+
     /// Space for the rest of the current message. Reading into exactly this
     /// slice never consumes bytes that belong to the data phase.
     pub fn want(&mut self) -> &mut [u8] {

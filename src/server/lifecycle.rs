@@ -65,6 +65,11 @@ impl Server {
         }
         self.guard.handshake_started(peer.ip(), slot);
         p.stream.out.push(&reply::HELLO);
+        if self.trace.iter().any(|c| c.contains(peer.ip())) {
+            let t = crate::trace::Trace::new(format!("{peer}"), now);
+            t.line(format_args!("accepted; tx HELLO {}", crate::trace::hex(&reply::HELLO)));
+            p.trace = Some(Box::new(t));
+        }
         self.timers.schedule(Owner::Conn(key), now + deadline, p.timer());
         match slot {
             Slot::Regular => log::debug!("{peer}: connected"),
@@ -243,9 +248,14 @@ impl Server {
             cmd.random,
         );
         let buffers = self.socket_share(cmd.connections());
+        let traced = matches!(self.conns.get(key), Some(Conn::Pending(p)) if p.trace.is_some());
         let mut session =
             Session::new(id, peer, user, cmd, transport, self.rates.rx_cap(), self.limits.join_timeout, now);
         session.set_socket_share(buffers);
+        if traced {
+            log::info!("trace {peer} is session {id}");
+            session.set_trace(now);
+        }
         let skey = self.sessions.insert(session);
         self.attach(key, skey);
         let Some(s) = self.sessions.get_mut(skey) else { return };
@@ -264,8 +274,14 @@ impl Server {
             s.set_token(t);
         }
         s.reply(&reply::ok(tok));
+        if let Some(t) = s.trace(0) {
+            t.line(format_args!("tx OK token={tok:?} {}", crate::trace::hex(&reply::ok(tok))));
+        }
         if let Some(port) = s.udp_port() {
             s.reply(&port.to_be_bytes());
+            if let Some(t) = s.trace(0) {
+                t.line(format_args!("tx udp port={port} {}", crate::trace::hex(&port.to_be_bytes())));
+            }
         }
         if s.is_complete() {
             self.start_session(skey, now);
@@ -279,6 +295,9 @@ impl Server {
         if let Some(Conn::Pending(p)) = self.conns.get_mut(key) {
             self.peer_log.warn(p.peer.ip(), now, format_args!("{}: test refused: {why}", p.peer));
             p.stream.out.push(&reply::FAILED);
+            if let Some(t) = &p.trace {
+                t.line(format_args!("test refused ({why}); tx failed {}", crate::trace::hex(&reply::FAILED)));
+            }
         }
         self.close_conn(key);
     }
@@ -341,6 +360,10 @@ impl Server {
         let Some(s) = self.sessions.get_mut(skey) else { return };
         s.reply_last(&reply::ok(s.token()));
         let index = s.conn_count() - 1;
+        if let Some(t) = s.trace(index) {
+            let ok = reply::ok(s.token());
+            t.line(format_args!("joined from {peer}; tx OK token={:?} {}", s.token(), crate::trace::hex(&ok)));
+        }
         log::debug!("session {}: connection {}/{} joined from {peer}", s.id(), index + 1, s.cmd().connections());
         if s.is_complete() {
             self.start_session(skey, now);

@@ -84,6 +84,8 @@ pub struct Server {
     ready: Vec<Ready>,
     ports: ports::PortPool,
     udp_io: crate::udp::IoMode,
+    /// Peers whose tests are traced.
+    trace: Vec<crate::cidr::Cidr>,
     guard: guard::Guard,
     rates: Rates,
     /// Rate limit for log lines that peers can cause at will.
@@ -140,6 +142,7 @@ impl Server {
             ready: Vec::new(),
             ports: ports::PortPool::new(config.udp_port_base, config.udp_port_count),
             udp_io: config.udp_io,
+            trace: config.trace,
             guard: guard::Guard::new(config.guard),
             rates: Rates::new(&config.limits, Instant::now()),
             peer_log: PeerLog::default(),

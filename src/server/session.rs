@@ -170,6 +170,9 @@ pub struct Session {
     socket_share: Option<u32>,
     /// Wrong join tokens from this test's address while it joins.
     wrong_tokens: u8,
+    /// Set for traced peers: when the test was admitted, the clock of its
+    /// trace lines.
+    trace: Option<Instant>,
 }
 
 /// What a closed session leaves for the loop to clean up.
@@ -202,6 +205,7 @@ impl Session {
             cmd,
             phase: Phase::Joining { until: now + join_timeout },
             conns: Vec::with_capacity(cmd.connections()),
+            trace: None,
             token: None,
             transport,
             rx_pacer: TokenBucket::new(rx_cap, TokenBucket::tcp_burst(rx_cap), now),
@@ -344,8 +348,22 @@ impl Session {
                 stream.set_payload(tx_size, self.cmd.random, tx_size);
             }
         }
+        if let Some(start) = self.trace {
+            let label = format!("session {} conn {}", self.id, self.conns.len() + 1);
+            stream.trace = Some(Box::new(crate::trace::Trace::new(label, start)));
+        }
         self.conns.push(DataConn { key, stream, eof: false, queued_read: false, queued_write: false });
         self.conns.len() - 1
+    }
+
+    /// Traces this test from now on (call before the first `attach`).
+    pub fn set_trace(&mut self, start: Instant) {
+        self.trace = Some(start);
+    }
+
+    /// Connection `index`'s tracer, when the test is traced.
+    pub fn trace(&self, index: usize) -> Option<&crate::trace::Trace> {
+        self.conns.get(index)?.stream.trace.as_deref()
     }
 
     /// Queues control bytes (the OK reply, the UDP port) on the primary.
@@ -417,7 +435,12 @@ impl Session {
             // whatever the direction (0 when only transmitting). A UDP
             // sender cannot be slowed by not reading, but it adapts to
             // what we report: report no more than the per-test cap allows.
-            Transport::Udp { flow, .. } => Some(flow.take_rx_interval()).map(|b| if cap > 0 { b.min(cap) } else { b }),
+            Transport::Udp { flow, .. } => {
+                if let Some(t) = self.conns.first().and_then(|c| c.stream.trace.as_deref()) {
+                    t.line(format_args!("udp rx={} tx={} peer={}", flow.rx_bytes, flow.tx_bytes, flow.dest));
+                }
+                Some(flow.take_rx_interval()).map(|b| if cap > 0 { b.min(cap) } else { b })
+            }
             // TCP, server only transmits: pure data, no status. Best
             // evidence: btest-rs settled this against RouterOS clients
             // [ROS-tested; protocol-reference §8.2], tikoci's model agrees;
