@@ -324,6 +324,9 @@ impl Stream {
     /// `payload` (repeated as needed), in at most `budget` write calls.
     pub fn write(&mut self, payload: Option<&[u8]>, mut allowance: u64, budget: u32) -> io::Result<WriteOutcome> {
         let mut res = WriteOutcome::default();
+        if let Some(t) = self.trace.as_mut() {
+            t.tick(self.rx_bytes, self.tx_bytes);
+        }
         if self.write_blocked {
             res.blocked = true;
             return Ok(res);

@@ -28,6 +28,11 @@ impl Trace {
         Trace { label, start, next_tick: start + Duration::from_secs(1), last: (0, 0) }
     }
 
+    /// A tracer for a part of this subject (`conn 2`) on the same clock.
+    pub fn child(&self, part: String) -> Trace {
+        Trace { label: format!("{} {part}", self.label), ..self.clone() }
+    }
+
     /// Logs one trace line.
     pub fn line(&self, what: fmt::Arguments<'_>) {
         let ms = self.start.elapsed().as_millis();

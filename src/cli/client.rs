@@ -39,6 +39,9 @@ pub struct ClientArgs {
     /// ask for random payload instead of zeros
     #[argh(switch)]
     pub random: bool,
+    /// log every control-plane message and status, decoded and in hex, to stderr
+    #[argh(switch)]
+    pub trace: bool,
     /// user name for servers that require authentication
     #[argh(option)]
     pub user: Option<String>,
@@ -53,7 +56,8 @@ pub struct ClientArgs {
 /// Runs `btestd client`: 0 when the test ran its course, 2 when the server
 /// ended it early, 1 on any error.
 pub fn client(a: ClientArgs) -> i32 {
-    crate::logger::init(log::LevelFilter::Warn, false);
+    let level = if a.trace { log::LevelFilter::Info } else { log::LevelFilter::Warn };
+    crate::logger::init(level, false);
     let server = match resolve(&a.server) {
         Ok(s) => s,
         Err(e) => {
@@ -84,6 +88,7 @@ pub fn client(a: ClientArgs) -> i32 {
         random: a.random,
         credentials: a.user.map(|user| Credentials { user, password: a.password }),
         connect_timeout: Duration::from_secs(10),
+        trace: a.trace,
     };
     let stdout = std::io::stdout();
     let mut reporter: Box<dyn report::Reporter> = match a.format.parse() {

@@ -157,7 +157,11 @@ pub enum Skipped {
 
 /// Consumes the optional messages ahead of data on `sock`, looking at the
 /// received bytes without taking any that belong to the data.
-pub fn skip_replies(sock: &mut TcpStream, replies: &mut JoinReplies) -> io::Result<Skipped> {
+pub fn skip_replies(
+    sock: &mut TcpStream,
+    replies: &mut JoinReplies,
+    trace: Option<&crate::trace::Trace>,
+) -> io::Result<Skipped> {
     let mut first = [0u8; 4];
     while !replies.is_done() {
         let n = match sock.peek(&mut first) {
@@ -172,9 +176,20 @@ pub fn skip_replies(sock: &mut TcpStream, replies: &mut JoinReplies) -> io::Resu
         };
         match replies.step(&first[..n]) {
             Step::Wait => return Ok(Skipped::Wait),
-            Step::Data => return Ok(Skipped::Data),
+            Step::Data => {
+                if let Some(t) = trace {
+                    t.line(format_args!("rx data where a reply could be: {}", crate::trace::hex(&first[..n])));
+                }
+                return Ok(Skipped::Data);
+            }
             // The peek showed these bytes are there: one read takes them all.
-            Step::Consume(len) => sock.read_exact(&mut first[..len])?,
+            Step::Consume(len) => {
+                sock.read_exact(&mut first[..len])?;
+                if let Some(t) = trace {
+                    let what = if first[..len] == reply::HELLO { "HELLO" } else { "reply" };
+                    t.line(format_args!("rx {what} {}", crate::trace::hex(&first[..len])));
+                }
+            }
         }
     }
     Ok(Skipped::Data)

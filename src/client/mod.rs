@@ -42,6 +42,8 @@ pub struct Config {
     pub random: bool,
     pub credentials: Option<Credentials>,
     pub connect_timeout: Duration,
+    /// Log every control-plane message and status (see [`crate::trace`]).
+    pub trace: bool,
 }
 
 impl Config {
@@ -149,10 +151,11 @@ const BUF_LEN: usize = 256 * 1024;
 /// Runs a test and reports each second through `reporter`.
 pub fn run(config: &Config, reporter: &mut dyn Reporter) -> Result<Summary, ClientError> {
     let cmd = config.command();
+    let trace = config.trace.then(|| crate::trace::Trace::new(format!("client {}", config.server), Instant::now()));
     let mut primary = handshake::connect(config.server, config.connect_timeout)?;
-    let granted = handshake::primary(&mut primary, &cmd, config.credentials.as_ref())?;
+    let granted = handshake::primary(&mut primary, &cmd, config.credentials.as_ref(), trace.as_ref())?;
     if let Some(port) = granted.udp_port {
-        return udp_data_phase(config, &cmd, primary, port, reporter);
+        return udp_data_phase(config, &cmd, primary, port, reporter, trace.as_ref());
     }
     // Every extra connection at once, as RouterOS does: their join
     // requests go out first thing in the data phase, answered or not.
@@ -165,7 +168,12 @@ pub fn run(config: &Config, reporter: &mut dyn Reporter) -> Result<Summary, Clie
         joins = socks.into_iter().map(|s| (s, token)).collect();
     }
     primary.set_nonblocking(true).map_err(ClientError::Io)?;
-    tcp_data_phase(config, &cmd, mio::net::TcpStream::from_std(primary), joins, reporter)
+    tcp_data_phase(config, &cmd, mio::net::TcpStream::from_std(primary), joins, reporter, trace.as_ref())
+}
+
+/// The tracer of connection `index` (0: the primary), when tracing.
+fn conn_trace(trace: Option<&crate::trace::Trace>, index: usize) -> Option<Box<crate::trace::Trace>> {
+    trace.map(|t| Box::new(t.child(format!("conn {}", index + 1))))
 }
 
 /// The TCP data phase over the primary and the extra connections, each
@@ -176,6 +184,7 @@ fn tcp_data_phase(
     primary: mio::net::TcpStream,
     joins: Vec<(mio::net::TcpStream, u16)>,
     reporter: &mut dyn Reporter,
+    trace: Option<&crate::trace::Trace>,
 ) -> Result<Summary, ClientError> {
     let mut poll = Poll::new().map_err(ClientError::Io)?;
     let block = if cmd.tx_size == 0 { 32768 } else { cmd.tx_size };
@@ -184,9 +193,13 @@ fn tcp_data_phase(
     let conns = std::iter::once((primary, None)).chain(joins.into_iter().map(|(s, t)| (s, Some(t))));
     for (i, (sock, token)) in conns.enumerate() {
         let mut st = Stream::new(sock, block, cmd.random, block);
+        st.trace = conn_trace(trace, i);
         match token {
             Some(t) => {
                 st.out.push(&command::emit_join(t));
+                if let Some(tr) = &st.trace {
+                    tr.line(format_args!("tx join token={t} {}", crate::trace::hex(&command::emit_join(t))));
+                }
                 replies.push(JoinReplies::new(t));
             }
             None => replies.push(JoinReplies::none()),
@@ -321,6 +334,7 @@ fn udp_data_phase(
     control: std::net::TcpStream,
     port: u16,
     reporter: &mut dyn Reporter,
+    trace: Option<&crate::trace::Trace>,
 ) -> Result<Summary, ClientError> {
     let local_ip = control.local_addr().map_err(ClientError::Io)?.ip();
     let server = control.peer_addr().map_err(ClientError::Io)?;
@@ -343,6 +357,7 @@ fn udp_data_phase(
     // the datagrams carry.
     let mut ctrl = [Stream::new(mio::net::TcpStream::from_std(control), 1, false, 1)];
     ctrl[0].set_statuses_only();
+    ctrl[0].trace = conn_trace(trace, 0);
     poll.registry()
         .register(&mut ctrl[0].sock, Token(0), Interest::READABLE | Interest::WRITABLE)
         .map_err(ClientError::Io)?;
@@ -388,6 +403,9 @@ fn udp_data_phase(
         if now >= next_report || now >= end {
             second += 1;
             let local_cpu = cpu.sample();
+            if let Some(t) = &st.trace {
+                t.line(format_args!("udp rx={} tx={} peer={}", flow.rx_bytes, flow.tx_bytes, flow.dest));
+            }
             st.queue_status(local_cpu, flow.take_rx_interval());
             let cur = Interval {
                 tx_bytes: flow.tx_bytes,
@@ -516,7 +534,7 @@ fn read_stream(
 ) -> Result<bool, ClientError> {
     let of = streams.len();
     let (Some(st), Some(ahead)) = (streams.get_mut(i), replies.get_mut(i)) else { return Ok(false) };
-    match join::skip_replies(&mut st.sock, ahead).map_err(ClientError::Io)? {
+    match join::skip_replies(&mut st.sock, ahead, st.trace.as_deref()).map_err(ClientError::Io)? {
         Skipped::Data => {}
         Skipped::Wait => return Ok(false),
         Skipped::Closed => return Err(ClientError::JoinRefused { connection: i + 1, of }),
