@@ -247,11 +247,13 @@ impl Server {
             cmd.remote_tx_speed,
             cmd.random,
         );
-        let buffers = self.socket_share(cmd.connections());
+        let buffers = self.lower_socket_buffers(cmd.connections());
         let traced = matches!(self.conns.get(key), Some(Conn::Pending(p)) if p.trace.is_some());
         let mut session =
             Session::new(id, peer, user, cmd, transport, self.rates.rx_cap(), self.limits.join_timeout, now);
-        session.set_socket_share(buffers);
+        if let Some(size) = buffers {
+            session.set_socket_buffers(size);
+        }
         if traced {
             log::info!("trace {peer} is session {id}");
             session.set_trace(now);
@@ -389,26 +391,15 @@ impl Server {
         self.sessions.iter().map(|(_, s)| s.conn_count()).sum()
     }
 
-    /// The kernel buffer size for data sockets once a test with `more`
-    /// connections joins the running ones (see `socket_budget`); sockets
-    /// already open are lowered to it, so new ones never start larger.
-    fn socket_share(&mut self, more: usize) -> Option<u32> {
-        let share = super::socket_budget::share(self.limits.max_socket_memory, self.data_conns() + more);
-        let lower = match (share, self.socket_share) {
-            (Some(new), Some(old)) => new < old,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        if lower {
-            if let Some(size) = share {
-                log::debug!("data socket buffers: {} KiB each", size >> 10);
-                for (_, s) in self.sessions.iter_mut() {
-                    s.set_socket_buffers(size);
-                }
-            }
+    /// Lowers every data socket to its share of `--max-socket-memory` once
+    /// a test with `more` connections joins the running ones (see
+    /// `socket_budget`); returns the share for the new test's sockets.
+    fn lower_socket_buffers(&mut self, more: usize) -> Option<u32> {
+        let share = super::socket_budget::share(self.limits.max_socket_memory, self.data_conns() + more)?;
+        for (_, s) in self.sessions.iter_mut() {
+            s.set_socket_buffers(share);
         }
-        self.socket_share = share;
-        share
+        Some(share)
     }
 
     /// Shares the total caps among the started tests; called whenever a

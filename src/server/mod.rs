@@ -96,8 +96,6 @@ pub struct Server {
     logins: Logins,
     acct: Option<Accounting>,
     limits: Limits,
-    /// The buffer size data sockets were last given (None: left to the kernel).
-    socket_share: Option<u32>,
     next_session_id: u64,
     stopping: bool,
 }
@@ -152,7 +150,6 @@ impl Server {
             logins: Logins::new(config.scheme, config.users, config.cli_user, secret),
             acct: config.accounting,
             limits: config.limits,
-            socket_share: None,
             next_session_id: 1,
             stopping: false,
         })

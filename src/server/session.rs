@@ -384,7 +384,8 @@ impl Session {
         self.conns.len()
     }
 
-    /// Lowers the kernel buffers of every data socket (see `socket_budget`).
+    /// Lowers the kernel buffers of every data socket, and of those that
+    /// join later, to `size` (see `socket_budget`); a cap is never raised.
     pub fn set_socket_buffers(&mut self, size: u32) {
         use std::os::fd::AsRawFd;
         if self.socket_share.is_some_and(|s| s <= size) {
@@ -394,11 +395,6 @@ impl Session {
         for c in &self.conns {
             super::socket_budget::apply(c.stream.sock.as_raw_fd(), size);
         }
-    }
-
-    /// The buffer size connections that join get before any data flows.
-    pub fn set_socket_share(&mut self, share: Option<u32>) {
-        self.socket_share = share;
     }
 
     /// The earliest of this session's clocks.
@@ -502,6 +498,7 @@ impl Session {
     /// the loop must release and record.
     pub fn close(self, reason: &EndReason, registry: &mio::Registry) -> Closed {
         let (rx, tx) = self.bytes();
+        let secs = self.since().map_or(0.0, |t| t.elapsed().as_secs_f64());
         let (mut statuses, mut peer_cpu, mut junk) = (0, None, 0);
         for c in &self.conns {
             statuses += c.stream.peer.count;
@@ -537,10 +534,6 @@ impl Session {
             let _ = registry.deregister(&mut flow.sock);
             udp_port = Some(port);
         }
-        let secs = match self.phase {
-            Phase::Running { since } | Phase::Draining { since: Some(since), .. } => since.elapsed().as_secs_f64(),
-            _ => 0.0,
-        };
         let mbps = |b: u64| if secs > 0.0 { b as f64 * 8.0 / secs / 1e6 } else { 0.0 };
         log::info!(
             "session {} ended: peer={} user={} proto={} dir={} conns={} secs={:.2} rx_bytes={} tx_bytes={} rx_mbps={:.2} tx_mbps={:.2} lost={} peer_statuses={} peer_cpu={} reason={}",

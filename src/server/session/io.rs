@@ -104,7 +104,6 @@ impl Session {
         } else if !udp && self.cmd.direction.server_receives() {
             self.activity.progressed(r.bytes, now);
         }
-        let Some(c) = self.conns.get_mut(index) else { return Ok(()) };
         if r.eof {
             c.eof = true;
             return self.peer_closed(now);
