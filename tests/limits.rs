@@ -208,3 +208,42 @@ fn memory_budget_refuses_new_tests_with_a_reason() {
         assert!(c.rx_bytes > 100_000, "{args:?}: {c:?}");
     }
 }
+
+/// The kernel's send and receive buffer sizes (`tb`, `rb` of `ss -m`) of
+/// the server's established TCP connections on `port`.
+fn server_socket_buffers(port: u16) -> Vec<(u64, u64)> {
+    let out = std::process::Command::new("ss")
+        .args(["-tmnH", "state", "established", &format!("sport = :{port}")])
+        .output()
+        .expect("ss (iproute2) lists sockets");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |mem: &str, key: &str| -> u64 {
+        mem.split(',').find_map(|f| f.strip_prefix(key)).and_then(|v| v.parse().ok()).unwrap_or(0)
+    };
+    text.split("skmem:(")
+        .skip(1)
+        .map(|m| m.split(')').next().unwrap_or(""))
+        .map(|m| (field(m, "tb"), field(m, "rb")))
+        .collect()
+}
+
+#[test]
+fn data_sockets_share_the_socket_memory_budget() {
+    let server = Server::start(&["--max-socket-memory", "4MiB"]);
+    // 16 connections: 4 MiB / (16 x send+receive x the kernel's doubling) = 64 KiB each.
+    let many = client_spawn(server.addr, &["--connections", "16", "--duration", "2", "--remote-speed", "10M"]);
+    server.wait_log("session 1: ", LOG_WAIT);
+    std::thread::sleep(Duration::from_millis(800));
+    let bufs = server_socket_buffers(server.addr.port());
+    assert_eq!(bufs.len(), 16, "{bufs:?}");
+    assert!(bufs.iter().all(|&b| b == (2 << 16, 2 << 16)), "64 KiB each, doubled by the kernel: {bufs:?}");
+    assert_eq!(client_wait(many).code, 0);
+    server.wait_log("session 1 ended", LOG_WAIT);
+    // One connection alone gets a quarter of the budget (1 MiB), not the floor.
+    let one = client_spawn(server.addr, &["--duration", "2", "--remote-speed", "10M"]);
+    server.wait_log("session 2: ", LOG_WAIT);
+    std::thread::sleep(Duration::from_millis(800));
+    let bufs = server_socket_buffers(server.addr.port());
+    assert_eq!(bufs, vec![(2 << 20, 2 << 20)]);
+    assert_eq!(client_wait(one).code, 0);
+}
