@@ -281,7 +281,7 @@ mod tests {
             let mut q = store.conn.prepare("PRAGMA compile_options").unwrap();
             q.query_map([], |r| r.get(0)).unwrap().map(|r| r.unwrap()).collect()
         };
-        for want in ["OMIT_LOAD_EXTENSION", "OMIT_JSON", "OMIT_DEPRECATED", "OMIT_COMPOUND_SELECT"] {
+        for want in ["OMIT_LOAD_EXTENSION", "OMIT_JSON", "OMIT_DEPRECATED", "OMIT_COMPOUND_SELECT", "OMIT_CHECK"] {
             assert!(opts.iter().any(|o| o == want), "SQLite built without {want}: {opts:?}");
         }
         store.add_user("alice", "pw", true, true).expect("add");
