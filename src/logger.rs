@@ -1,5 +1,7 @@
 //! The log sink: one line per record on stderr, which procd, daemon(8) and
-//! systemd all collect, as `2026-11-24T09:40:57.566105Z [INFO] message`.
+//! systemd all collect, as `2026-11-24T09:40:57.566105Z [INFO] message`; or,
+//! with `serve --syslog`, one syslog(3) record per line at the record's own
+//! priority, so `logread` and syslogd filters see errors as errors.
 //!
 //! Hand-written rather than taken from a logging crate: this is all btestd
 //! needs, and the formatting libraries cost about 20 KB of router flash.
@@ -10,11 +12,20 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::quota::period::Date;
 
-struct StderrLogger {
-    timestamps: bool,
+/// Where records go.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Sink {
+    /// stderr; `timestamps: false` is for one-shot commands whose output a person reads.
+    Stderr { timestamps: bool },
+    /// syslog(3) as `btestd[PID]`, facility daemon; syslogd adds the time.
+    Syslog,
 }
 
-impl log::Log for StderrLogger {
+struct Logger {
+    sink: Sink,
+}
+
+impl log::Log for Logger {
     fn enabled(&self, metadata: &log::Metadata) -> bool {
         metadata.level() <= log::max_level()
     }
@@ -24,26 +35,54 @@ impl log::Log for StderrLogger {
             return;
         }
         let mut line = String::with_capacity(160);
-        if self.timestamps {
-            let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-            line.push_str(&timestamp(since.as_secs(), since.subsec_micros()));
-            line.push(' ');
+        match self.sink {
+            Sink::Stderr { timestamps } => {
+                if timestamps {
+                    let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+                    line.push_str(&timestamp(since.as_secs(), since.subsec_micros()));
+                    line.push(' ');
+                }
+                let _ = write!(line, "[{}] ", record.level());
+                push_message(&mut line, record.args());
+                line.push('\n');
+                // One write per line, so lines from the writer thread never interleave.
+                let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            }
+            Sink::Syslog => {
+                push_message(&mut line, record.args());
+                // Escaping left no NUL byte, so the conversion cannot fail.
+                if let Ok(msg) = std::ffi::CString::new(line) {
+                    // SAFETY: a constant "%s" format with one NUL-terminated
+                    // string; syslog(3) is thread-safe in glibc, musl and FreeBSD.
+                    unsafe { libc::syslog(priority(record.level()), c"%s".as_ptr(), msg.as_ptr()) };
+                }
+            }
         }
-        let _ = write!(line, "[{}] ", record.level());
-        let start = line.len();
-        let _ = write!(line, "{}", record.args());
-        // A control byte in a message (a peer's newline, a terminal escape)
-        // must not start a forged line or reach the operator's terminal.
-        if line[start..].bytes().any(|b| b < 0x20 || b == 0x7f) {
-            let msg = line.split_off(start);
-            let _ = write!(line, "{}", Escaped::controls(&msg));
-        }
-        line.push('\n');
-        // One write per line, so lines from the writer thread never interleave.
-        let _ = std::io::stderr().lock().write_all(line.as_bytes());
     }
 
     fn flush(&self) {}
+}
+
+/// Appends a record's message with its control bytes escaped: a control
+/// byte (a peer's newline, a terminal escape) must not start a forged line
+/// or reach the operator's terminal. Every sink writes messages through here.
+fn push_message(line: &mut String, args: &std::fmt::Arguments) {
+    let start = line.len();
+    let _ = write!(line, "{args}");
+    if line[start..].bytes().any(|b| b < 0x20 || b == 0x7f) {
+        let msg = line.split_off(start);
+        let _ = write!(line, "{}", Escaped::controls(&msg));
+    }
+}
+
+/// The syslog priority of a record's level (the facility comes from openlog).
+fn priority(level: log::Level) -> libc::c_int {
+    match level {
+        log::Level::Error => libc::LOG_ERR,
+        log::Level::Warn => libc::LOG_WARNING,
+        log::Level::Info => libc::LOG_INFO,
+        log::Level::Debug | log::Level::Trace => libc::LOG_DEBUG,
+    }
 }
 
 /// A string as it may appear in a log line: bytes below 0x20, 0x7f and
@@ -84,12 +123,28 @@ impl std::fmt::Display for Escaped<'_> {
     }
 }
 
-/// Installs the logger for the process; a second call changes nothing.
+/// Installs the stderr logger for the process; a second call changes nothing.
 /// `timestamps: false` is for one-shot commands whose output a person reads.
 pub fn init(level: log::LevelFilter, timestamps: bool) {
-    static WITH_TIME: StderrLogger = StderrLogger { timestamps: true };
-    static WITHOUT_TIME: StderrLogger = StderrLogger { timestamps: false };
-    if log::set_logger(if timestamps { &WITH_TIME } else { &WITHOUT_TIME }).is_ok() {
+    static WITH_TIME: Logger = Logger { sink: Sink::Stderr { timestamps: true } };
+    static WITHOUT_TIME: Logger = Logger { sink: Sink::Stderr { timestamps: false } };
+    install(level, if timestamps { &WITH_TIME } else { &WITHOUT_TIME });
+}
+
+/// Installs the syslog(3) logger (`serve --syslog`); a second call changes nothing.
+pub fn init_syslog(level: log::LevelFilter) {
+    static SYSLOG: Logger = Logger { sink: Sink::Syslog };
+    install(level, &SYSLOG);
+}
+
+fn install(level: log::LevelFilter, logger: &'static Logger) {
+    if log::set_logger(logger).is_ok() {
+        if logger.sink == Sink::Syslog {
+            // SAFETY: the ident is a 'static C string, as openlog(3) requires.
+            // No LOG_NDELAY: the socket opens with the first record and
+            // reopens after syslogd restarts.
+            unsafe { libc::openlog(c"btestd".as_ptr(), libc::LOG_PID, libc::LOG_DAEMON) };
+        }
         log::set_max_level(level);
     }
 }
@@ -113,7 +168,7 @@ fn timestamp(unix_secs: u64, micros: u32) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{Escaped, timestamp};
+    use super::{Escaped, priority, push_message, timestamp};
 
     #[test]
     fn peer_strings_cannot_forge_lines_or_send_escapes() {
@@ -125,6 +180,22 @@ mod tests {
         assert_eq!(Escaped::peer("plain-user_1").to_string(), "plain-user_1");
         // btestd's own messages keep their UTF-8 but lose control bytes.
         assert_eq!(Escaped::controls("address in use \u{2014} a\rb").to_string(), "address in use \u{2014} a\\x0db");
+    }
+
+    #[test]
+    fn every_sink_escapes_control_bytes_in_messages() {
+        let mut line = String::from("[INFO] ");
+        push_message(&mut line, &format_args!("a\nb\u{2014}{}", 7));
+        assert_eq!(line, "[INFO] a\\x0ab\u{2014}7");
+    }
+
+    #[test]
+    fn levels_map_to_syslog_priorities() {
+        assert_eq!(priority(log::Level::Error), 3);
+        assert_eq!(priority(log::Level::Warn), 4);
+        assert_eq!(priority(log::Level::Info), 6);
+        assert_eq!(priority(log::Level::Debug), 7);
+        assert_eq!(priority(log::Level::Trace), 7);
     }
 
     #[test]

@@ -104,6 +104,9 @@ pub struct ServeArgs {
     /// log warnings and errors only
     #[argh(switch, short = 'q')]
     pub quiet: bool,
+    /// log through syslog(3) (facility daemon, each line at its own priority) instead of stderr
+    #[argh(switch)]
+    pub syslog: bool,
 }
 
 fn secs(s: u64) -> Duration {
@@ -148,7 +151,11 @@ pub fn serve(a: ServeArgs) -> i32 {
     } else {
         log::LevelFilter::Info
     };
-    crate::logger::init(level, true);
+    if a.syslog {
+        crate::logger::init_syslog(level);
+    } else {
+        crate::logger::init(level, true);
+    }
     let listen: Result<Vec<SocketAddr>, String> = a.listen.iter().map(|s| parse_listen(s)).collect();
     let listen = match listen {
         Ok(l) => l,
