@@ -29,8 +29,10 @@ lint() (
     cd "$REPO_DIR" || exit
     shellcheck -x cross/*.sh cross/zig-cc cross/zig-ar || exit
     # rc.subr and rc.common exist only on the target systems.
-    shellcheck -s sh -e SC1091 init-scripts/freebsd/btestd init-scripts/openwrt/btestd.init || exit
+    shellcheck -s sh -e SC1091 init-scripts/openwrt/btestd.init || exit
     echo "shellcheck: clean"
+    # FreeBSD/pfSense/OPNsense rc script: shellcheck and rc.subr stand-ins.
+    sh init-scripts/freebsd/test-rc.sh || exit
     if command -v systemd-analyze >/dev/null; then
         # verify wants ExecStart's binary to exist.
         dir=$(mktemp -d)
