@@ -67,3 +67,5 @@ step "build $MIPS binary" cross_cargo "$MIPS" build -Zbuild-std --bins
 step "build lib unit tests for $MIPS" cross_cargo "$MIPS" test -Zbuild-std --lib --no-run
 step "run lib unit tests under qemu-mips" cross_cargo "$MIPS" test -Zbuild-std --lib
 step "size budget ($SIZE_TARGET release)" size_budget
+# The container image's root file system with that binary, run as the image would.
+step "container root file system (docker/test-rootfs.sh)" bash "$REPO_DIR/docker/test-rootfs.sh"

@@ -10,6 +10,7 @@ mod db;
 mod exit;
 pub mod parse;
 mod password;
+pub mod probe;
 pub mod quota;
 pub mod serve;
 mod table;
@@ -36,6 +37,7 @@ pub enum Sub {
     User(user::UserArgs),
     Quota(quota::QuotaArgs),
     Usage(usage::UsageArgs),
+    Probe(probe::ProbeArgs),
 }
 
 /// Runs the parsed command line; returns the process exit code.
@@ -50,8 +52,9 @@ pub fn run(args: Args) -> i32 {
         Some(Sub::User(a)) => user::user(a),
         Some(Sub::Quota(a)) => quota::quota(a),
         Some(Sub::Usage(a)) => usage::usage(a),
+        Some(Sub::Probe(a)) => probe::probe(a),
         None => {
-            eprintln!("btestd: give a subcommand (serve, client, user, quota, usage); see btestd --help");
+            eprintln!("btestd: give a subcommand (serve, client, user, quota, usage, probe); see btestd --help");
             1
         }
     }
