@@ -87,6 +87,8 @@ struct Record {
 impl Record {
     fn parse(datagram: &[u8], pid: u32) -> Record {
         let text = std::str::from_utf8(datagram).expect("a record is UTF-8");
+        // musl's syslog(3) ends each datagram with a newline, glibc's does not.
+        let text = text.strip_suffix('\n').unwrap_or(text);
         let (pri, rest) = text.strip_prefix('<').and_then(|t| t.split_once('>')).expect("<PRI> header");
         let tag = format!("btestd[{pid}]: ");
         let at = rest.find(&tag).unwrap_or_else(|| panic!("no {tag:?} in {text:?}"));
