@@ -202,6 +202,17 @@ if ! grep -q "^stop ${run}/btestd.pid" "${tmp}/opnsense-actions.record" ||
 	fail "configd restart: $(cat "${tmp}/opnsense-actions.record")"
 fi
 
+# syslog.d: the rule selects btestd's ident (openlog "btestd", daemon(8) -T
+# btestd) and names the file newsyslog creates.
+grep -qx '!btestd' "${here}/files/btestd.syslog.conf" || fail "syslog.d rule does not select program btestd"
+log=$(awk '!/^[#!]/ && NF == 2 { print $2 }' "${here}/files/btestd.syslog.conf")
+[ "${log}" = /var/log/btestd.log ] || fail "syslog.d rule writes '${log}'"
+grep -q "^${log}[[:space:]].*[[:space:]]JC\$" "${here}/files/btestd.newsyslog.conf" ||
+	fail "newsyslog does not create and rotate ${log}"
+for f in etc/syslog.d/btestd.conf etc/newsyslog.conf.d/btestd.conf bin/btestd; do
+	grep -qx "${f}" "${here}/pkg-plist" || fail "pkg-plist lacks ${f}"
+done
+
 if command -v shellcheck >/dev/null; then
 	sed 's#%%PREFIX%%#/usr/local#g' "${here}/files/btestd.in" >"${tmp}/btestd"
 	shellcheck -s sh -e SC1091 "${tmp}/btestd" "${top}/init-scripts/pfsense/btestd.sh" "$0" ||
