@@ -135,7 +135,15 @@ pub fn init(level: log::LevelFilter, timestamps: bool) {
 pub fn init_syslog(level: log::LevelFilter) {
     static SYSLOG: Logger = Logger { sink: Sink::Syslog };
     install(level, &SYSLOG);
+    // syslog(3) drops records silently when no syslogd listens; say so once
+    // where the operator still looks (syslogd may also just start later).
+    if !std::path::Path::new(SYSLOG_SOCKET).exists() {
+        eprintln!("btestd: --syslog, but there is no {SYSLOG_SOCKET} yet: records are lost until syslogd runs");
+    }
 }
+
+/// Where the C library's syslog(3) sends records.
+const SYSLOG_SOCKET: &str = if cfg!(target_os = "freebsd") { "/var/run/log" } else { "/dev/log" };
 
 fn install(level: log::LevelFilter, logger: &'static Logger) {
     if log::set_logger(logger).is_ok() {

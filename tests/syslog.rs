@@ -15,8 +15,9 @@ use std::os::unix::net::UnixDatagram;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// Builds the namespace's /dev, then becomes btestd (same PID, so the
-/// records say `btestd[<child pid>]`). $1 is the test's directory.
+/// Builds the namespace's /dev (with /dev/log when the test made the
+/// socket), then becomes btestd (same PID, so the records say
+/// `btestd[<child pid>]`). $1 is the test's directory.
 const IN_NAMESPACE: &str = r#"set -e
 dir=$1; shift
 mkdir "$dir/olddev"
@@ -26,8 +27,10 @@ for n in null zero random urandom; do
     touch "/dev/$n"
     mount --bind "$dir/olddev/$n" "/dev/$n"
 done
-touch /dev/log
-mount --bind "$dir/log" /dev/log
+if [ -S "$dir/log" ]; then
+    touch /dev/log
+    mount --bind "$dir/log" /dev/log
+fi
 exec "$@"
 "#;
 
@@ -42,6 +45,11 @@ impl Syslog {
         let dir = TempDir::new();
         let sock = UnixDatagram::bind(dir.0.join("log")).expect("bind the stand-in /dev/log");
         Syslog { sock, dir }
+    }
+
+    /// No syslogd: the namespace gets no /dev/log.
+    fn absent() -> Syslog {
+        Syslog { sock: UnixDatagram::unbound().unwrap(), dir: TempDir::new() }
     }
 
     /// Starts `btestd serve --syslog ARGS` with this socket as its /dev/log.
@@ -168,4 +176,34 @@ fn a_start_error_is_logged_at_err_and_exits_1() {
     assert_eq!(err.priority, ERR, "{err:?}");
     assert_eq!(err.message, "--flush-interval must be between 0 and 3600 seconds");
     assert_eq!(stderr_of(&mut child), "");
+}
+
+#[test]
+fn without_a_syslogd_btestd_says_so_on_stderr_and_still_serves() {
+    let log = Syslog::absent();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = log.serve(&["--listen", &addr, "--no-db"]);
+    let pid = child.id();
+    // Where it listens went to the missing syslogd: the greeting shows it serves.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let hello = loop {
+        if let Ok(mut s) = std::net::TcpStream::connect(&addr) {
+            s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let mut b = [0u8; 4];
+            std::io::Read::read_exact(&mut s, &mut b).unwrap();
+            break b;
+        }
+        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "btestd does not serve");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(hello, [1, 0, 0, 0]);
+    // SAFETY: signals only the process this test started.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let status = wait_bounded(&mut child, Duration::from_secs(10));
+    assert!(status.success(), "{status:?}");
+    assert_eq!(
+        stderr_of(&mut child),
+        "btestd: --syslog, but there is no /dev/log yet: records are lost until syslogd runs\n"
+    );
 }
