@@ -19,3 +19,4 @@ pub mod stream;
 pub mod sysrand;
 pub mod trace;
 pub mod udp;
+pub mod zerocopy;

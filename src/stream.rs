@@ -4,8 +4,50 @@
 //! the peer's scanner finds them (see [`Stream::write`]).
 
 use crate::proto::{Status, StatusScanner};
+use crate::zerocopy::{self, PayloadFile};
 use mio::net::TcpStream;
 use std::io::{self, Read, Write};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+/// How long a zero stream is read and scanned before a peer that sent no
+/// status in it is taken to send none: statuses come once a second.
+pub const WATCH: Duration = Duration::from_millis(1500);
+
+/// Payload to send: the bytes, and the same bytes in a memory file for
+/// sendfile when there is one.
+#[derive(Debug, Clone, Copy)]
+pub struct Payload<'a> {
+    pub bytes: &'a [u8],
+    pub file: Option<&'a PayloadFile>,
+}
+
+/// How much of what the peer sends this side looks at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RxMode {
+    /// Every byte is read and scanned.
+    Scan,
+    /// Zero payload: scanned until the deadline (set at the first read).
+    /// A status by then keeps `Scan`; none means the peer sends none
+    /// (RouterOS and btestd clients send no TCP status), so `Discard`.
+    Watch { until: Option<Instant> },
+    /// Zero payload from a peer that sent no status: dropped in the kernel.
+    Discard,
+    /// Random payload: only block boundaries can hold a status, so the
+    /// rest of each block is dropped in the kernel unread.
+    Boundaries,
+}
+
+impl RxMode {
+    fn name(self) -> &'static str {
+        match self {
+            RxMode::Scan => "scan",
+            RxMode::Watch { .. } => "watch",
+            RxMode::Discard => "discard",
+            RxMode::Boundaries => "boundaries",
+        }
+    }
+}
 
 /// Control bytes (handshake replies, OK) that must precede everything else.
 /// Small and fixed: the longest is EC-SRP5 message 2 (50 bytes).
@@ -181,6 +223,9 @@ pub struct Stream {
     rx_interval: u64,
     /// Set for traced peers: statuses both ways and byte counts are logged.
     pub trace: Option<Box<crate::trace::Trace>>,
+    rx_mode: RxMode,
+    /// The peer's payload block size.
+    rx_chunk: u16,
 }
 
 impl Stream {
@@ -202,6 +247,8 @@ impl Stream {
             tx_bytes: 0,
             rx_interval: 0,
             trace: None,
+            rx_mode: RxMode::Scan,
+            rx_chunk: 1,
         };
         st.set_payload(tx_chunk, random, rx_chunk);
         st
@@ -212,7 +259,63 @@ impl Stream {
         self.chunk = u32::from(tx_chunk.max(1));
         self.chunk_pos = 0;
         self.random = random;
+        self.rx_chunk = rx_chunk;
+        self.rx_mode = RxMode::Scan;
         self.scanner = if random { StatusScanner::random(rx_chunk) } else { StatusScanner::zeros() };
+    }
+
+    /// Drops received payload in the kernel where no status can hide in it:
+    /// every block's rest for random payload (blocks of at least 1 KiB, so
+    /// that the reads at the boundaries stay few); for zeros, everything
+    /// after [`WATCH`] when the peer sent no status by then.
+    pub fn discard_unread_payload(&mut self) {
+        if !zerocopy::discard_ok() {
+            return;
+        }
+        let mode = match (self.random, self.rx_chunk) {
+            (true, chunk) if chunk >= 1024 => RxMode::Boundaries,
+            (true, _) => RxMode::Scan,
+            (false, _) => RxMode::Watch { until: None },
+        };
+        self.set_rx_mode(mode);
+    }
+
+    pub fn rx_mode(&self) -> RxMode {
+        self.rx_mode
+    }
+
+    /// The one place the receive mode changes.
+    fn set_rx_mode(&mut self, mode: RxMode) {
+        if mode.name() != self.rx_mode.name() {
+            let peer = self.sock.peer_addr().map_or_else(|_| "?".into(), |a| a.to_string());
+            log::debug!("data connection from {peer}: receive {} -> {}", self.rx_mode.name(), mode.name());
+        }
+        self.rx_mode = mode;
+    }
+
+    /// Ends a watch: a status seen keeps scanning, none by the deadline
+    /// drops the rest unread.
+    fn watch(&mut self, until: Option<Instant>) {
+        if self.peer.count > 0 {
+            self.set_rx_mode(RxMode::Scan);
+            return;
+        }
+        let now = Instant::now();
+        match until {
+            None => self.rx_mode = RxMode::Watch { until: Some(now + WATCH) },
+            Some(u) if now >= u => self.set_rx_mode(RxMode::Discard),
+            Some(_) => {}
+        }
+    }
+
+    /// Bytes that may be dropped unread now, at most `room`.
+    fn blind(&self, room: u64) -> usize {
+        let room = usize::try_from(room).unwrap_or(usize::MAX);
+        match self.rx_mode {
+            RxMode::Discard => room,
+            RxMode::Boundaries => self.scanner.blind_run().min(room),
+            RxMode::Scan | RxMode::Watch { .. } => 0,
+        }
     }
 
     /// For a UDP test's control connection: no payload either way, so the
@@ -254,6 +357,9 @@ impl Stream {
     /// Reads until the socket is drained, EOF, `budget` reads or `limit` bytes.
     pub fn read(&mut self, scratch: &mut [u8], budget: u32, limit: u64) -> io::Result<ReadOutcome> {
         let mut res = ReadOutcome::default();
+        if let RxMode::Watch { until } = self.rx_mode {
+            self.watch(until);
+        }
         for _ in 0..budget {
             let room = limit.saturating_sub(res.bytes);
             if room == 0 {
@@ -261,7 +367,36 @@ impl Stream {
                 self.account_rx(res.bytes);
                 return Ok(res);
             }
-            let len = scratch.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+            let blind = if zerocopy::discard_ok() { self.blind(room) } else { 0 };
+            if blind > 0 {
+                match zerocopy::discard(self.sock.as_raw_fd(), blind) {
+                    Ok(0) => {
+                        res.eof = true;
+                        self.account_rx(res.bytes);
+                        return Ok(res);
+                    }
+                    Ok(n) => {
+                        res.bytes += n as u64;
+                        self.scanner.skip_blind(n);
+                        continue;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.account_rx(res.bytes);
+                        return Ok(res);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if zerocopy::unsupported(&e) => zerocopy::disable_discard(&e),
+                    Err(e) => {
+                        self.account_rx(res.bytes);
+                        return Err(e);
+                    }
+                }
+            }
+            let mut len = scratch.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+            if self.rx_mode == RxMode::Boundaries && zerocopy::discard_ok() {
+                // At a block boundary: a status's worth tells what follows.
+                len = len.min(Status::LEN);
+            }
             match self.sock.read(&mut scratch[..len]) {
                 Ok(0) => {
                     res.eof = true;
@@ -322,8 +457,23 @@ impl Stream {
 
     /// Writes control bytes, a due status, then up to `allowance` bytes of
     /// `payload` (repeated as needed), in at most `budget` write calls.
-    pub fn write(&mut self, payload: Option<&[u8]>, mut allowance: u64, budget: u32) -> io::Result<WriteOutcome> {
+    pub fn write(&mut self, payload: Option<&[u8]>, allowance: u64, budget: u32) -> io::Result<WriteOutcome> {
+        self.write_from(payload.map(|bytes| Payload { bytes, file: None }), allowance, budget)
+    }
+
+    /// [`Stream::write`] with payload that may go out by sendfile from its
+    /// memory file: the same bytes, cut at the same places.
+    pub fn write_from(
+        &mut self,
+        payload: Option<Payload<'_>>,
+        mut allowance: u64,
+        budget: u32,
+    ) -> io::Result<WriteOutcome> {
+        let file = payload.and_then(|p| p.file).filter(|_| zerocopy::send_ok());
+        let payload = payload.map(|p| p.bytes);
         let mut res = WriteOutcome::default();
+        // A sendfile call may take the whole file, which can exceed the bytes.
+        let mut whole = 0;
         if let Some(t) = self.trace.as_mut() {
             t.tick(self.rx_bytes, self.tx_bytes);
         }
@@ -348,15 +498,29 @@ impl Stream {
                     if allowance == 0 {
                         return Ok(res);
                     }
-                    let mut len = (p.len() as u64).min(allowance);
+                    let max = file.map_or(p.len(), |f| f.len().max(p.len()));
+                    let mut len = (max as u64).min(allowance);
                     if self.statuses.waiting.is_some() {
                         // Stop at the block boundary, where the status goes.
                         len = len.min(u64::from(self.chunk - self.chunk_pos));
                     }
-                    (&p[..len as usize], Kind::Payload)
+                    whole = len as usize;
+                    (&p[..whole.min(p.len())], Kind::Payload)
                 }
             };
-            match self.sock.write(buf) {
+            let sent = match (kind, file) {
+                (Kind::Payload, Some(f)) if zerocopy::send_ok() => {
+                    match zerocopy::sendfile(self.sock.as_raw_fd(), f, whole) {
+                        Err(e) if zerocopy::unsupported(&e) => {
+                            zerocopy::disable_send(&e);
+                            self.sock.write(buf)
+                        }
+                        other => other,
+                    }
+                }
+                _ => self.sock.write(buf),
+            };
+            match sent {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => match kind {
                     Kind::Control => self.out.consume(n),

@@ -120,6 +120,23 @@ impl StatusScanner {
         self.skipped
     }
 
+    /// Bytes ahead that cannot hold a status and need not be looked at:
+    /// the rest of a random-payload block (0 in the other modes).
+    pub fn blind_run(&self) -> usize {
+        match self.mode {
+            Mode::Random { in_chunk, .. } if self.held_len == 0 => in_chunk as usize,
+            _ => 0,
+        }
+    }
+
+    /// Passes over `n` bytes (at most [`StatusScanner::blind_run`]) that
+    /// were dropped unread.
+    pub fn skip_blind(&mut self, n: usize) {
+        if let Mode::Random { chunk, in_chunk } = self.mode {
+            self.mode = Mode::Random { chunk, in_chunk: in_chunk.saturating_sub(n as u32) };
+        }
+    }
+
     /// Scans the next bytes of the stream, calling `found` for each status.
     pub fn feed(&mut self, data: &[u8], mut found: impl FnMut(Status)) {
         self.feed_raw(data, |s, _| found(s));
@@ -361,6 +378,42 @@ mod tests {
         stream.extend_from_slice(&block);
         stream.extend_from_slice(&st.emit());
         at_every_split(|| StatusScanner::random(chunk), &stream, &[st, st]);
+    }
+
+    #[test]
+    fn random_stream_read_only_at_boundaries_finds_every_status() {
+        // What a receiver that drops each block's rest unread sees: it
+        // reads a few bytes where the scanner looks and skips the run it
+        // reports blind.
+        let chunk = 256u16;
+        let st = Status { cpu: Some(3), seq: 9, bytes: 1234 };
+        let block = [0x07u8; 256];
+        let mut stream = Vec::new();
+        for i in 0..6 {
+            stream.extend_from_slice(&block);
+            if i % 2 == 1 {
+                stream.extend_from_slice(&st.emit());
+            }
+        }
+        for probe in [1, 5, 12] {
+            let (mut sc, mut found, mut at, mut looked) = (StatusScanner::random(chunk), Vec::new(), 0, 0);
+            while at < stream.len() {
+                let blind = sc.blind_run().min(stream.len() - at);
+                if blind > 0 {
+                    sc.skip_blind(blind);
+                    at += blind;
+                    continue;
+                }
+                let n = probe.min(stream.len() - at);
+                sc.feed(&stream[at..at + n], |s| found.push(s));
+                at += n;
+                looked += n;
+            }
+            assert_eq!(found, vec![st; 3], "probe {probe}");
+            assert!(looked <= 6 * (probe + 3) + 3 * 12, "probe {probe}: looked at {looked} bytes");
+        }
+        assert_eq!(StatusScanner::zeros().blind_run(), 0, "zeros: every byte may start one");
+        assert_eq!(StatusScanner::frames().blind_run(), 0);
     }
 
     fn statuses(n: u32) -> (Vec<u8>, Vec<Status>) {

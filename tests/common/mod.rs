@@ -58,18 +58,24 @@ impl Server {
     }
 
     pub fn start_listening(listen: &[&str], args: &[&str]) -> Server {
-        Server::spawn(listen, args, None)
+        Server::spawn(listen, args, None, &[])
     }
 
     /// Starts a server whose open-file limit (soft and hard) is `nofile`.
     pub fn start_with_fd_limit(nofile: u64, args: &[&str]) -> Server {
-        Server::spawn(&["127.0.0.1:0"], args, Some(nofile))
+        Server::spawn(&["127.0.0.1:0"], args, Some(nofile), &[])
+    }
+
+    /// Starts a server with these environment variables set.
+    pub fn start_env(env: &[(&str, &str)], args: &[&str]) -> Server {
+        Server::spawn(&["127.0.0.1:0"], args, None, env)
     }
 
     /// The server is `BTESTD_SERVE_BIN` when set, so the same tests can
     /// measure another build (an older release, say) side by side.
-    fn spawn(listen: &[&str], args: &[&str], nofile: Option<u64>) -> Server {
+    fn spawn(listen: &[&str], args: &[&str], nofile: Option<u64>, env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(std::env::var_os("BTESTD_SERVE_BIN").unwrap_or_else(|| BIN.into()));
+        cmd.envs(env.iter().copied());
         if let Some(n) = nofile {
             use std::os::unix::process::CommandExt;
             // SAFETY: setrlimit is async-signal-safe and touches only the child.

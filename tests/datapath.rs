@@ -1,0 +1,243 @@
+//! The TCP data path both ways it runs: zero-copy (sendfile from a memory
+//! file, received payload dropped in the kernel) and portable
+//! (`BTESTD_TCP_IO=portable`, the path of systems and kernels without the
+//! calls), through a real server and client. Which path moved the bytes is
+//! seen from outside: sendfile counts its bytes in the server's
+//! /proc/PID/io `rchar`, send(2) and recv(2) do not; the receive mode is
+//! logged when it changes.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+
+const LOG_WAIT: Duration = Duration::from_secs(10);
+const ZERO_COPY: &str = "TCP data path: sendfile, receive discards in the kernel";
+const PORTABLE: &str = "TCP data path: portable";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    ZeroCopy,
+    Portable,
+}
+
+fn server(path: Path, args: &[&str]) -> Server {
+    let (value, line) = match path {
+        Path::ZeroCopy => ("zero-copy", ZERO_COPY),
+        Path::Portable => ("portable", PORTABLE),
+    };
+    let s = Server::start_env(&[("BTESTD_TCP_IO", value)], args);
+    s.wait_log(line, LOG_WAIT);
+    s
+}
+
+/// Bytes the process read through the VFS (sendfile counts there).
+fn rchar(pid: u32) -> u64 {
+    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).unwrap();
+    io.lines().find_map(|l| l.strip_prefix("rchar: ")).unwrap().trim().parse().unwrap()
+}
+
+/// Every direction x zeros/random x rate-limited/unlimited on one path:
+/// byte counts both sides agree on, the server's statuses found in the
+/// stream, rates, and the system calls that carried the payload.
+fn matrix(path: Path) {
+    // One matrix at a time: unlimited runs beside rate-limited ones starve
+    // them of CPU on a small machine.
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let mut server = server(path, &[]);
+    let mut id = 0;
+    for dir in ["receive", "send", "both"] {
+        for random in [false, true] {
+            for limited in [true, false] {
+                id += 1;
+                // Unlimited zero tests outlast the server's watch for statuses.
+                let secs = if limited { "2" } else { "4" };
+                let mut args = vec!["--direction", dir, "--duration", secs];
+                if limited {
+                    args.extend_from_slice(&["--speed", "50M", "--remote-speed", "50M"]);
+                }
+                if random {
+                    args.push("--random");
+                }
+                let r0 = rchar(server.pid());
+                let c = client(server.addr, &args);
+                let what = format!("{path:?} {dir} random={random} limited={limited}: {c:?}");
+                assert_eq!(c.code, 0, "{what}");
+                let end = server.session_end(id, LOG_WAIT);
+                let read = rchar(server.pid()) - r0;
+                assert_eq!(end["reason"], "peer-closed", "{what}");
+                let (srv_rx, srv_tx) = (num(&end, "rx_bytes"), num(&end, "tx_bytes"));
+                let client_sends = dir != "receive";
+                let server_sends = dir != "send";
+                if client_sends {
+                    assert_eq!(srv_rx, c.tx_bytes, "{what}: every byte the client wrote was counted");
+                    assert!(c.remote_rx_bytes > 0 && c.remote_rx_bytes <= srv_rx, "{what}: server statuses");
+                    check_rate(c.tx_bytes, c.seconds, limited, &what);
+                }
+                if server_sends {
+                    let in_flight = if limited { 8_000_000 } else { 64_000_000 };
+                    assert!(c.rx_bytes <= srv_tx && srv_tx - c.rx_bytes < in_flight, "{what} srv_tx={srv_tx}");
+                    check_rate(c.rx_bytes, c.seconds, limited, &what);
+                    // The server's statuses went out inside the payload at
+                    // block boundaries, where the client found them.
+                    if client_sends {
+                        assert!(c.intervals >= 1, "{what}");
+                    }
+                }
+                let what = format!("{what} srv_rx={srv_rx} srv_tx={srv_tx} rchar={read}");
+                match path {
+                    Path::ZeroCopy if server_sends => assert!(read >= srv_tx * 9 / 10, "sendfile: {what}"),
+                    _ => assert!(read < srv_tx / 20 + 2_000_000, "send(2): {what}"),
+                }
+            }
+        }
+    }
+    let (_, log) = server.stop();
+    let modes: Vec<&String> = log.iter().filter(|l| l.contains(": receive ")).collect();
+    if path == Path::Portable {
+        assert!(modes.is_empty(), "{modes:?}");
+    }
+}
+
+fn check_rate(bytes: u64, secs: f64, limited: bool, what: &str) {
+    let rate = bytes as f64 * 8.0 / secs;
+    if limited {
+        assert!((rate - 50e6).abs() < 50e6 * 0.15, "{rate} bit/s, asked 50M: {what}");
+    } else {
+        assert!(rate > 400e6, "unlimited at only {rate} bit/s: {what}");
+    }
+}
+
+#[test]
+fn zero_copy_path_moves_every_direction_payload_and_rate() {
+    matrix(Path::ZeroCopy);
+}
+
+#[test]
+fn portable_path_moves_every_direction_payload_and_rate() {
+    matrix(Path::Portable);
+}
+
+/// Random payload from the server: not zeros, never the status tag, on
+/// both paths (the memory file holds the same kind of bytes).
+#[test]
+fn random_payload_is_random_on_both_paths() {
+    for path in [Path::ZeroCopy, Path::Portable] {
+        let server = server(path, &[]);
+        for random in [true, false] {
+            let (mut r, rep) = Raw::command(server.addr, &tcp_cmd(2, !random, 0, 0));
+            assert_eq!(rep, [1, 0, 0, 0]);
+            let got = r.read_n(3 << 20);
+            let zeros = got.iter().filter(|&&b| b == 0).count();
+            if random {
+                assert!(zeros < got.len() / 100, "{path:?}: {zeros} zero bytes of {}", got.len());
+                assert!(!got.contains(&0x07), "{path:?}: the tag byte in random payload");
+                // Not one block repeated at every write: 1 MiB apart differs
+                // only if the file holds the buffer's copies; 4 KiB apart must.
+                assert_ne!(got[..4096], got[4096..8192], "{path:?}");
+            } else {
+                assert_eq!(zeros, got.len(), "{path:?}: zeros");
+            }
+        }
+    }
+}
+
+fn status(cpu: u8, seq: u32, bytes: u32) -> [u8; 12] {
+    let mut s = [0u8; 12];
+    s[0] = 0x07;
+    s[1] = cpu;
+    s[4..8].copy_from_slice(&seq.to_le_bytes());
+    s[8..12].copy_from_slice(&bytes.to_le_bytes());
+    s
+}
+
+/// Random payload (32 KiB blocks) with fake frame starts inside every
+/// block and real statuses at block boundaries: the zero-copy path reads
+/// only the boundaries and still finds exactly the real ones.
+#[test]
+fn statuses_at_random_block_boundaries_are_found_on_both_paths() {
+    for path in [Path::ZeroCopy, Path::Portable] {
+        let server = server(path, &["--verbose"]);
+        let (mut r, rep) = Raw::command(server.addr, &tcp_cmd(1, false, 0, 0));
+        assert_eq!(rep, [1, 0, 0, 0]);
+        let peer = r.s.local_addr().unwrap();
+        let mut block = vec![0x55u8; 32768];
+        for (i, b) in block.iter_mut().enumerate().skip(1) {
+            *b = [0x07, 0xd9, 0, 0][i % 4];
+        }
+        let mut sent = 0u64;
+        for i in 0..40u32 {
+            r.send(&block);
+            sent += block.len() as u64;
+            if i % 10 == 9 {
+                r.send(&status(0x80 | 40, i / 10 + 1, 1000));
+                sent += 12;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        drop(r);
+        let end = server.session_end_of(peer, LOG_WAIT);
+        assert_eq!(num(&end, "rx_bytes"), sent, "{path:?}: {end:?}");
+        assert_eq!(end["peer_statuses"], "4", "{path:?}: {end:?}");
+        assert_eq!(end["peer_cpu"], "40", "{path:?}: {end:?}");
+        let boundaries = server.log().iter().any(|l| l.contains(&format!("from {peer}: receive scan -> boundaries")));
+        assert_eq!(boundaries, path == Path::ZeroCopy, "{path:?}");
+    }
+}
+
+/// Zero payload: a peer that sends statuses does so from its first second
+/// and is scanned throughout; one that sent none while watched (RouterOS
+/// and btestd clients send no TCP status) has the rest dropped unread, so
+/// a status it sends only later goes unseen. Byte counts stay exact.
+#[test]
+fn zero_payload_is_watched_for_statuses_then_dropped_unread() {
+    for path in [Path::ZeroCopy, Path::Portable] {
+        let server = server(path, &["--verbose"]);
+        // Statuses from the start: all of them found, also after the watch.
+        let (mut early, _) = Raw::command(server.addr, &tcp_cmd(1, true, 0, 0));
+        let early_peer = early.s.local_addr().unwrap();
+        // No status during the watch, one after it.
+        let (mut late, _) = Raw::command(server.addr, &tcp_cmd(1, true, 0, 0));
+        let late_peer = late.s.local_addr().unwrap();
+        let t0 = Instant::now();
+        let (mut sent_early, mut sent_late, mut seq) = (0u64, 0u64, 0u32);
+        let zeros = vec![0u8; 64 * 1024];
+        while t0.elapsed() < Duration::from_millis(2600) {
+            early.send(&zeros);
+            late.send(&zeros);
+            sent_early += zeros.len() as u64;
+            sent_late += zeros.len() as u64;
+            if seq < (t0.elapsed().as_millis() / 500) as u32 + 1 {
+                seq += 1;
+                early.send(&status(0x80 | 7, seq, 0));
+                sent_early += 12;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        late.send(&status(0x80 | 9, 1, 0));
+        late.send(&zeros);
+        sent_late += 12 + zeros.len() as u64;
+        std::thread::sleep(Duration::from_millis(200));
+        drop(early);
+        drop(late);
+        let e = server.session_end_of(early_peer, LOG_WAIT);
+        assert_eq!(num(&e, "rx_bytes"), sent_early, "{path:?}: {e:?}");
+        assert_eq!(num(&e, "peer_statuses"), u64::from(seq), "{path:?}: {e:?}");
+        let l = server.session_end_of(late_peer, LOG_WAIT);
+        assert_eq!(num(&l, "rx_bytes"), sent_late, "{path:?}: {l:?}");
+        let log = server.log();
+        let dropped = log.iter().any(|x| x.contains(&format!("from {late_peer}: receive watch -> discard")));
+        let kept = log.iter().any(|x| x.contains(&format!("from {early_peer}: receive watch -> scan")));
+        match path {
+            Path::ZeroCopy => {
+                assert!(dropped && kept, "{log:#?}");
+                assert_eq!(l["peer_statuses"], "0", "after the watch nothing is looked at: {l:?}");
+            }
+            Path::Portable => {
+                assert!(!dropped && !kept, "{log:#?}");
+                assert_eq!(l["peer_statuses"], "1", "{l:?}");
+            }
+        }
+    }
+}
