@@ -21,6 +21,12 @@ const GSO_MAX_SEGMENTS: usize = 64;
 const GSO_MESSAGES: usize = 4;
 #[cfg(any(target_os = "linux", target_os = "android"))]
 const UDP_SEGMENT: libc::c_int = 103;
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const UDP_GRO: libc::c_int = 104;
+/// Receive offload: room for one coalesced message (at most 64 KiB of
+/// equal datagrams) in each of this many slots of the scratch buffer.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const GRO_SLOT: usize = 65536;
 
 /// Which system calls move datagrams.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -295,20 +301,142 @@ pub struct Datagram {
     pub seq: Option<u32>,
 }
 
-/// Receives up to `max` datagrams (one batch), calling `each`. Returns how
-/// many arrived; 0 means the socket is drained.
+/// Turns on receive offload for `sock` when the mode is batched and the
+/// kernel really delivers coalesced datagrams with their segment size
+/// (checked once); returns whether it is on.
+pub fn enable_gro(sock: &UdpSocket, mode: IoMode) -> bool {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if mode == IoMode::Batched && gro_works() {
+        return net::setsockopt_int(sock.as_raw_fd(), libc::SOL_UDP, UDP_GRO, 1).is_ok();
+    }
+    let _ = (sock, mode);
+    false
+}
+
+/// Whether a GRO socket gets an offloaded send as one message with its
+/// segment size, checked once over loopback (an emulator may take the
+/// option and drop the control message, which would miscount).
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn gro_works() -> bool {
+    static WORKS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *WORKS.get_or_init(|| {
+        let probe = || -> io::Result<bool> {
+            if !gso_works() {
+                return Ok(false);
+            }
+            let rx = net::udp_socket("127.0.0.1:0".parse().map_err(io::Error::other)?)?;
+            net::setsockopt_int(rx.as_raw_fd(), libc::SOL_UDP, UDP_GRO, 1)?;
+            let tx = mio::net::UdpSocket::bind("127.0.0.1:0".parse().map_err(io::Error::other)?)?;
+            let sent = send_gso(&tx, rx.local_addr()?, 7, &[0u8; 4], 2)?;
+            let mut scratch = vec![0u8; 2 * GRO_SLOT];
+            let mut seqs = Vec::new();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_millis(200);
+            while seqs.len() < 2 && std::time::Instant::now() < deadline {
+                recv_gro(&rx, &mut scratch, &mut |d| seqs.push((d.seq, d.len)))?;
+            }
+            Ok(sent == 2 && seqs == [(Some(7), 8), (Some(8), 8)])
+        };
+        probe().unwrap_or(false)
+    })
+}
+
+/// Receives up to `max` datagrams (one batch; with `gro`, up to a batch of
+/// coalesced messages), calling `each`. Returns how many arrived; 0 means
+/// the socket is drained.
 pub fn recv(
     sock: &UdpSocket,
     mode: IoMode,
+    gro: bool,
     scratch: &mut [u8],
     max: usize,
     each: &mut dyn FnMut(Datagram),
 ) -> io::Result<usize> {
     match mode {
         #[cfg(any(target_os = "linux", target_os = "android"))]
+        IoMode::Batched if gro && scratch.len() >= GRO_SLOT => recv_gro(sock, scratch, each),
+        #[cfg(any(target_os = "linux", target_os = "android"))]
         IoMode::Batched => recv_batched(sock, max, each),
-        _ => recv_each(sock, scratch, max, each),
+        _ => {
+            let _ = gro;
+            recv_each(sock, scratch, max, each)
+        }
     }
+}
+
+/// Coalesced receive: each message is a run of equal datagrams (the last
+/// may be shorter) with their size in a UDP_GRO control message; every
+/// datagram's sequence number is read where it starts, so counts, sizes
+/// and loss are exactly those of one datagram per message.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn recv_gro(sock: &UdpSocket, scratch: &mut [u8], each: &mut dyn FnMut(Datagram)) -> io::Result<usize> {
+    const SLOTS: usize = 8;
+    #[repr(C, align(8))]
+    #[derive(Clone, Copy)]
+    struct Cmsg([u8; 64]);
+    let n = (scratch.len() / GRO_SLOT).clamp(1, SLOTS);
+    // SAFETY: all-zero sockaddr_storage, iovec and mmsghdr values are valid.
+    let mut addrs: [libc::sockaddr_storage; SLOTS] = unsafe { std::mem::zeroed() };
+    let mut iovs = [empty_iovec(); SLOTS];
+    let mut cmsgs = [Cmsg([0; 64]); SLOTS];
+    // SAFETY: as above.
+    let mut msgs: [libc::mmsghdr; SLOTS] = unsafe { std::mem::zeroed() };
+    for (i, slot) in scratch.chunks_exact_mut(GRO_SLOT).take(n).enumerate() {
+        iovs[i] = libc::iovec { iov_base: slot.as_mut_ptr().cast(), iov_len: GRO_SLOT };
+        let h = &mut msgs[i].msg_hdr;
+        h.msg_name = (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
+        h.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        h.msg_iov = &mut iovs[i];
+        h.msg_iovlen = 1;
+        h.msg_control = cmsgs[i].0.as_mut_ptr().cast();
+        h.msg_controllen = cmsgs[i].0.len() as _;
+    }
+    let r = loop {
+        // SAFETY: the first n entries point at live buffers owned by this frame or the caller.
+        let r = unsafe { libc::recvmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), n as _, 0, std::ptr::null_mut()) };
+        if r >= 0 {
+            break r as usize;
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => continue,
+            _ if would_block(&e) => return Ok(0),
+            _ => return Err(e),
+        }
+    };
+    let mut datagrams = 0;
+    for (i, slot) in scratch.chunks_exact(GRO_SLOT).take(r).enumerate() {
+        let len = (msgs[i].msg_len as usize).min(GRO_SLOT);
+        let Some(src) = net::from_sockaddr(&addrs[i]) else { continue };
+        let seg = gro_segment(&msgs[i].msg_hdr).filter(|&s| s > 0 && s < len).unwrap_or(len.max(1));
+        if len == 0 {
+            datagrams += 1;
+            each(Datagram { src, len: 0, seq: None });
+            continue;
+        }
+        for d in slot[..len].chunks(seg) {
+            datagrams += 1;
+            each(Datagram { src, len: d.len(), seq: crate::proto::udp::seq(d) });
+        }
+    }
+    Ok(datagrams)
+}
+
+/// The segment size a UDP_GRO control message reports, if any.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+fn gro_segment(h: &libc::msghdr) -> Option<usize> {
+    // SAFETY: the kernel filled msg_control up to msg_controllen; the
+    // CMSG_* macros stay within it.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(h);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_UDP && (*c).cmsg_type == UDP_GRO {
+                let v = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::c_int>());
+                return usize::try_from(v).ok();
+            }
+            c = libc::CMSG_NXTHDR(h, c);
+        }
+    }
+    None
 }
 
 fn recv_each(sock: &UdpSocket, scratch: &mut [u8], max: usize, each: &mut dyn FnMut(Datagram)) -> io::Result<usize> {
@@ -380,8 +508,10 @@ mod tests {
         (a, b)
     }
 
-    fn exchange(mode: IoMode) {
+    fn exchange(mode: IoMode, gro: bool) {
         let (a, b) = pair();
+        assert_eq!(enable_gro(&b, mode), gro, "receive offload on the receiver");
+        assert_eq!(enable_gro(&a, mode), gro);
         let dest = b.local_addr().unwrap();
         let payload = vec![0u8; 1468];
         let mut sender = Sender::new(mode);
@@ -398,7 +528,7 @@ mod tests {
                 sent += sender.send(&a, dest, first, &payload, (n - sent).min(70)).unwrap();
             }
             std::thread::sleep(std::time::Duration::from_millis(5));
-            while recv(&b, mode, &mut scratch, BATCH, &mut |d| got.push(d)).unwrap() > 0 {}
+            while recv(&b, mode, gro, &mut scratch, BATCH, &mut |d| got.push(d)).unwrap() > 0 {}
         }
         let seqs: Vec<u32> = got.iter().map(|d| d.seq.unwrap()).collect();
         let want: Vec<u32> = (0..n as u32).map(|i| (u32::MAX - 1).wrapping_add(i)).collect();
@@ -408,20 +538,56 @@ mod tests {
         b.send_to(&[], a.local_addr().unwrap()).unwrap();
         let mut probe = Vec::new();
         while probe.is_empty() && std::time::Instant::now() < deadline {
-            recv(&a, mode, &mut scratch, BATCH, &mut |d| probe.push(d)).unwrap();
+            recv(&a, mode, gro, &mut scratch, BATCH, &mut |d| probe.push(d)).unwrap();
         }
         assert_eq!(probe, vec![Datagram { src: dest, len: 0, seq: None }]);
         // Drained socket: nothing, no error.
-        assert_eq!(recv(&a, mode, &mut scratch, BATCH, &mut |_| {}).unwrap(), 0);
+        assert_eq!(recv(&a, mode, gro, &mut scratch, BATCH, &mut |_| {}).unwrap(), 0);
     }
 
     #[test]
     fn batched_mode_sends_and_receives_sequenced_datagrams() {
-        exchange(IoMode::native());
+        exchange(IoMode::native(), cfg!(any(target_os = "linux", target_os = "android")) && gro_works());
     }
 
     #[test]
     fn portable_mode_sends_and_receives_sequenced_datagrams() {
-        exchange(IoMode::Portable);
+        exchange(IoMode::Portable, false);
+    }
+
+    /// A coalesced message whose last datagram is shorter, then a single
+    /// datagram: each counted with its own size and sequence number.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn coalesced_datagrams_keep_their_sizes_and_sequence_numbers() {
+        if !gro_works() {
+            eprintln!("receive offload unavailable here: not tested");
+            return;
+        }
+        let (a, b) = pair();
+        assert!(enable_gro(&b, IoMode::Batched));
+        let dest = b.local_addr().unwrap();
+        let mut buf = vec![0u8; 2500];
+        for (i, seq) in [(0usize, 40u32), (1000, 41), (2000, 43)] {
+            buf[i..i + 4].copy_from_slice(&seq.to_be_bytes());
+        }
+        net::setsockopt_int(a.as_raw_fd(), libc::SOL_UDP, UDP_SEGMENT, 1000).unwrap();
+        a.send_to(&buf, dest).unwrap();
+        net::setsockopt_int(a.as_raw_fd(), libc::SOL_UDP, UDP_SEGMENT, 0).unwrap();
+        a.send_to(&datagram_bytes(44, 300), dest).unwrap();
+        let mut scratch = vec![0u8; 256 * 1024];
+        let mut got = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while got.len() < 4 && std::time::Instant::now() < deadline {
+            recv(&b, IoMode::Batched, true, &mut scratch, BATCH, &mut |d| got.push((d.seq, d.len))).unwrap();
+        }
+        assert_eq!(got, vec![(Some(40), 1000), (Some(41), 1000), (Some(43), 500), (Some(44), 300)]);
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn datagram_bytes(seq: u32, len: usize) -> Vec<u8> {
+        let mut d = vec![0u8; len];
+        d[..4].copy_from_slice(&seq.to_be_bytes());
+        d
     }
 }

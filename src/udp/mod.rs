@@ -43,6 +43,8 @@ pub struct UdpFlow {
     pub sock: UdpSocket,
     mode: IoMode,
     sender: batch::Sender,
+    /// Receive offload is on: datagrams may arrive coalesced.
+    gro: bool,
     /// Only datagrams from this IP count, and only it is sent to.
     peer_ip: IpAddr,
     /// Where datagrams go: `peer_ip` at the protocol's port until the first
@@ -108,10 +110,12 @@ impl UdpFlow {
         let wire_len = wire::wire_len(payload_len, ipv6) as u64;
         let ramp = ramp::Ramp::new(asked, limit, now);
         let rate = pace_bps(ramp.rate(now), wire_len);
+        let gro = batch::enable_gro(&sock, mode);
         UdpFlow {
             sock,
             mode,
             sender: batch::Sender::new(mode),
+            gro,
             peer_ip: dest.ip(),
             dest,
             learned: false,
@@ -230,9 +234,9 @@ impl UdpFlow {
     /// Receives what is queued, in at most `budget` batches.
     pub fn recv(&mut self, scratch: &mut [u8], budget: u32) -> io::Result<RecvOutcome> {
         let mut out = RecvOutcome::default();
-        let Self { sock, mode, peer_ip, dest, learned, ipv6, rx_bytes, rx_interval, loss, foreign, .. } = self;
+        let Self { sock, mode, gro, peer_ip, dest, learned, ipv6, rx_bytes, rx_interval, loss, foreign, .. } = self;
         for _ in 0..budget {
-            let got = batch::recv(sock, *mode, scratch, batch::BATCH, &mut |d| {
+            let got = batch::recv(sock, *mode, *gro, scratch, batch::BATCH, &mut |d| {
                 if d.src.ip().to_canonical() != *peer_ip {
                     *foreign += 1;
                     return;
