@@ -211,6 +211,12 @@ fn tcp_data_phase(
     }
     let transmit = cmd.direction.server_receives();
     let payload = crate::stream::payload(BUF_LEN, config.random);
+    // The same bytes in a memory file: sent with sendfile, no copy each write.
+    crate::zerocopy::init();
+    let file = match transmit && crate::zerocopy::send_ok() {
+        true => crate::zerocopy::PayloadFile::new(&payload, 4).ok(),
+        false => None,
+    };
     let mut scratch = vec![0u8; BUF_LEN].into_boxed_slice();
     let start = Instant::now();
     let end = start + config.duration;
@@ -240,7 +246,11 @@ fn tcp_data_phase(
             let Some(st) = streams.get_mut(i) else { continue };
             let allowance = tokens / (pass.len() - k) as u64;
             let w = st
-                .write(transmit.then_some(&payload[..]), allowance, IO_BUDGET)
+                .write_from(
+                    transmit.then_some(crate::stream::Payload { bytes: &payload, file: file.as_ref() }),
+                    allowance,
+                    IO_BUDGET,
+                )
                 .map_err(|e| stream_error(e, &replies, i))?;
             pacer.consume(w.payload);
             tokens = tokens.saturating_sub(w.payload);
