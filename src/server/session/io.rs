@@ -11,6 +11,13 @@ use std::time::Instant;
 
 /// Reads or writes per readiness event before yielding to other sockets.
 pub const IO_BUDGET: u32 = 16;
+/// TCP bytes one handler call moves at most before the connection waits
+/// its turn in the `Ready` queue.
+pub const TURN_BYTES: u64 = 128 * 1024;
+/// TCP bytes one loop iteration moves at most, over all connections, so
+/// that no iteration keeps other sockets and timers waiting for more than
+/// a millisecond or two (20 busy connections would take 2.5 MiB).
+pub const ITERATION_BYTES: u64 = 1 << 20;
 /// Size of the shared receive scratch and transmit payload buffers.
 const BUF_LEN: usize = 256 * 1024;
 /// Copies of a payload buffer in its memory file: sendfile calls of up to
@@ -27,6 +34,8 @@ pub struct Buffers {
     /// `None` inside when the file could not be made.
     zeros_file: Option<Option<PayloadFile>>,
     random_file: Option<Option<PayloadFile>>,
+    /// TCP bytes this loop iteration may still move.
+    turn_left: u64,
 }
 
 impl Buffers {
@@ -38,7 +47,18 @@ impl Buffers {
             random: None,
             zeros_file: None,
             random_file: None,
+            turn_left: ITERATION_BYTES,
         }
+    }
+
+    /// A new loop iteration: its TCP byte budget starts full.
+    pub fn new_iteration(&mut self) {
+        self.turn_left = ITERATION_BYTES;
+    }
+
+    /// This iteration's TCP byte budget is used up.
+    pub fn iteration_spent(&self) -> bool {
+        self.turn_left == 0
     }
 
     fn payload(&mut self, random: bool) -> &[u8] {
@@ -110,8 +130,13 @@ impl Session {
     pub fn read(&mut self, index: usize, io: &mut Io<'_>) -> Result<(), EndReason> {
         let now = io.now;
         let Some(c) = self.conns.get_mut(index) else { return Ok(()) };
+        if c.queued_read {
+            // Its turn in the Ready queue comes: one turn per iteration.
+            return Ok(());
+        }
         let mut budget = io.rates.rx(&mut self.rx_pacer);
-        let limit = budget.grant(now);
+        let granted = budget.grant(now);
+        let limit = granted.min(TURN_BYTES).min(io.bufs.turn_left);
         let r = match c.stream.read(&mut io.bufs.scratch, IO_BUDGET, limit) {
             Ok(r) => r,
             Err(e) if is_peer_close(&e) => {
@@ -121,7 +146,10 @@ impl Session {
             Err(e) => return Err(EndReason::from_io(&e)),
         };
         budget.spend(r.bytes);
-        let throttled_until = r.throttled.then(|| budget.wake_at());
+        io.bufs.turn_left = io.bufs.turn_left.saturating_sub(r.bytes);
+        // Stopped at the turn's share, not the rate: more next turn.
+        let turn_over = r.throttled && granted > limit;
+        let throttled_until = (r.throttled && !turn_over).then(|| budget.wake_at());
         let reported = c.stream.peer.count != self.peer_statuses;
         self.peer_statuses = c.stream.peer.count;
         if let (true, Transport::Udp { flow, .. }) = (reported, &mut self.transport) {
@@ -141,7 +169,7 @@ impl Session {
             c.eof = true;
             return self.peer_closed(now);
         }
-        if r.more && !c.queued_read {
+        if (r.more || turn_over) && !c.queued_read {
             c.queued_read = true;
             io.ready.push(Ready::Read(c.key));
         } else if let Some(wake) = throttled_until {
@@ -160,22 +188,30 @@ impl Session {
         let transmitting = self.transmits_tcp();
         let random = self.cmd.random;
         let Some(c) = self.conns.get_mut(index) else { return Ok(()) };
+        if c.queued_write {
+            return Ok(());
+        }
         let mut budget = match &mut self.transport {
             Transport::Tcp { pacer } if transmitting => Some(io.rates.tx(pacer)),
             _ => None,
         };
-        let (payload, allowance) = match budget.as_mut() {
+        let turn_left = io.bufs.turn_left;
+        let (payload, granted) = match budget.as_mut() {
             Some(b) => (Some(io.bufs.tcp_payload(random)), b.grant(now)),
             None => (None, 0),
         };
+        let allowance = granted.min(TURN_BYTES).min(turn_left);
         match c.stream.write_from(payload, allowance, IO_BUDGET) {
             Ok(w) => {
                 if let (Some(b), true) = (budget.as_mut(), w.payload > 0) {
                     b.spend(w.payload);
                 }
+                io.bufs.turn_left = io.bufs.turn_left.saturating_sub(w.payload);
                 // A send that makes no progress (a peer that never reads) lets the idle timeout end the test.
                 self.activity.progressed(w.payload, now);
-                if w.more {
+                // Stopped at the turn's share with tokens left: more next turn.
+                let turn_over = granted > allowance && w.payload >= allowance && !w.blocked;
+                if w.more || turn_over {
                     if !c.queued_write {
                         c.queued_write = true;
                         io.ready.push(Ready::Write(c.key));
