@@ -1,20 +1,27 @@
 #!/usr/bin/env python3
 """Loopback benchmarks of btestd against iperf3, measured in one run.
 
-Usage: bench/bench.py tcp|udp [--duration S] [--bin PATH]
+Usage: bench/bench.py tcp|udp|udp-rx [--duration S] [--bin PATH] [--before PATH]
 
-tcp: one TCP connection per direction (receive, send, both).
+tcp: the server transmitting on one connection (against iperf3 -R and
+     iperf3 -Z, whose sender uses sendfile), the server receiving (against
+     iperf3's receiver), both ways, and 20 connections (RouterOS 7's
+     speed-test default) against one; CPU seconds per GB of both sides
+     (the client's from its rusage), and the server's worst event-loop
+     iteration from its log.
 udp: the server transmits 1500-byte datagrams at unlimited rate (iperf3:
      -u -b 0 -l 1472 -R); packets per second sent and delivered. btestd's
      sender ramps up from 10 Mbit/s as a sender on a real path must, so it
      runs 8 s longer and is scored over its last --duration seconds.
+udp-rx: the server receives what the btestd client sends unlimited; its
+     CPU per GB received, side by side with --before (an older build).
 
 Prints throughput, server CPU seconds per GB moved (utime+stime from
 /proc/PID/stat), server peak RSS (VmHWM), idle RSS (VmRSS, which counts
 the shared pages of libc and the binary) and idle anon (RssAnon: memory of
-the server's own), and the btestd/iperf3 ratios. --bin also measures a
-cross-built static binary (target/cross/x86_64-unknown-linux-musl/...).
-Servers listen on 127.0.0.1 only and are stopped by PID.
+the server's own), and the ratios. --bin also measures a cross-built static
+binary (target/cross/x86_64-unknown-linux-musl/...). Servers listen on
+127.0.0.1 only and are stopped by PID.
 """
 import argparse
 import csv
@@ -22,6 +29,7 @@ import io
 import json
 import os
 import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -32,10 +40,18 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib import DEFAULT_BIN, Proc, cpu_seconds, free_port, status_kb, wait_port  # noqa: E402
 
 
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def run_client(argv, server_pid, timeout):
     """Runs a client to completion; returns its output and the server's
     peak RSS (kB), sampled while the client runs since a one-shot server
-    (iperf3 -1) is gone by the time the client exits."""
+    (iperf3 -1) is gone by the time the client exits. The client's CPU
+    seconds are in the result's `cpu` attribute (its rusage: the only
+    child reaped meanwhile)."""
+    c0 = children_cpu()
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = 0
     deadline = time.time() + timeout
@@ -46,7 +62,9 @@ def run_client(argv, server_pid, timeout):
             pass
         time.sleep(0.1)
     out, err = p.communicate(timeout=max(1, deadline - time.time()))
-    return subprocess.CompletedProcess(argv, p.returncode, out, err), peak
+    done = subprocess.CompletedProcess(argv, p.returncode, out, err)
+    done.cpu = children_cpu() - c0
+    return done, peak
 
 
 def run_btestd(binary, direction, duration, extra=()):
@@ -68,23 +86,29 @@ def run_btestd(binary, direction, duration, extra=()):
         cpu1 = cpu_seconds(srv.pid)
     finally:
         srv.stop()
+        db.cleanup()
     all_rows = list(csv.DictReader(io.StringIO(out.stdout)))
     rows = [r for r in all_rows if r["kind"] == "summary"]
     if out.returncode != 0 or not rows:
         raise RuntimeError(f"btestd client failed: {out.stderr}")
     s = rows[0]
     log.seek(0)
-    ended = [l for l in log.read().splitlines() if " ended: " in l]
+    lines = log.read().splitlines()
+    ended = [l for l in lines if " ended: " in l]
     server_tx = int(re.search(r"tx_bytes=(\d+)", ended[-1]).group(1)) if ended else 0
+    server_rx = int(re.search(r"rx_bytes=(\d+)", ended[-1]).group(1)) if ended else 0
+    server_lost = int(re.search(r" lost=(\d+)", ended[-1]).group(1)) if ended else 0
+    turns = [(int(m.group(1)), int(m.group(2))) for l in lines
+             for m in [re.search(r"worst iteration (\d+) us, (\d+) us on CPU", l)] if m]
     moved = int(s["tx_bytes"]) + int(s["rx_bytes"])
     secs = float(s["seconds"])
     return dict(gbps=moved * 8 / secs / 1e9, bytes=moved, cpu=cpu1 - cpu0, peak_kb=peak, idle_kb=idle_rss,
-                anon_kb=idle_anon,
-                secs=secs, rx=int(s["rx_bytes"]), server_tx=server_tx, lost=int(s["lost_packets"]),
-                intervals=[r for r in all_rows if r["kind"] == "interval"])
+                anon_kb=idle_anon, client_cpu=out.cpu, worst_turn_us=turns[-1] if turns else None,
+                secs=secs, rx=int(s["rx_bytes"]), server_tx=server_tx, server_rx=server_rx, server_lost=server_lost,
+                lost=int(s["lost_packets"]), intervals=[r for r in all_rows if r["kind"] == "interval"])
 
 
-def run_iperf3(direction, duration):
+def run_iperf3(direction, duration, extra=()):
     port = free_port()
     srv = Proc(["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", str(port)])
     try:
@@ -94,8 +118,8 @@ def run_iperf3(direction, duration):
         idle_anon = status_kb(srv.pid, "RssAnon")
         cpu0 = cpu_seconds(srv.pid)
         flags = {"send": [], "receive": ["-R"], "both": ["--bidir"]}[direction]
-        out, peak = run_client(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(duration), "-J"] + flags,
-                               srv.pid, duration + 30)
+        out, peak = run_client(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(duration), "-J"] + flags
+                               + list(extra), srv.pid, duration + 30)
         cpu1 = cpu_seconds(srv.pid)
     finally:
         srv.stop()
@@ -105,27 +129,61 @@ def run_iperf3(direction, duration):
     if "sum_received_bidir_reverse" in end:
         moved += end["sum_received_bidir_reverse"]["bytes"]
     return dict(gbps=moved * 8 / secs / 1e9, bytes=moved, cpu=cpu1 - cpu0, peak_kb=peak, idle_kb=idle_rss,
-                anon_kb=idle_anon)
+                anon_kb=idle_anon, client_cpu=out.cpu)
+
+
+def per_gb(cpu, moved):
+    return cpu / (moved / 1e9) if moved else float("nan")
 
 
 def tcp(args):
     if not shutil.which("iperf3"):
         sys.exit("iperf3 is needed as the reference: apt-get install iperf3")
-    print(f"TCP, one connection, {args.duration} s per run, loopback; server = measured process")
-    print(f"{'direction':<10} {'impl':<8} {'Gbit/s':>8} {'cpu s/GB':>9} {'peak RSS':>9} {'idle RSS':>9}"
-          f" {'idle anon':>9}")
-    worst = None
-    for direction in ["receive", "send", "both"]:
-        b = run_btestd(args.bin, direction, args.duration)
-        i = run_iperf3(direction, args.duration)
-        for name, r in (("btestd", b), ("iperf3", i)):
-            print(f"{direction:<10} {name:<8} {r['gbps']:>8.2f} {r['cpu'] / (r['bytes'] / 1e9):>9.3f} "
-                  f"{r['peak_kb'] / 1024:>7.1f}MB {r['idle_kb'] / 1024:>7.1f}MB {r['anon_kb'] / 1024:>7.1f}MB")
-        ratio = b["gbps"] / i["gbps"]
-        cpu_ratio = (b["cpu"] / b["bytes"]) / (i["cpu"] / i["bytes"]) if i["cpu"] > 0 else float("nan")
-        print(f"{direction:<10} ratio    {ratio:>8.2f}x throughput, {cpu_ratio:.2f}x CPU per GB (btestd/iperf3)")
-        worst = ratio if worst is None else min(worst, ratio)
-    print(f"worst throughput ratio btestd/iperf3: {worst:.2f} (target >= 0.90)")
+    d = args.duration
+    print(f"TCP, {d} s per run, loopback; 'server' is btestd serve or iperf3 -s, 'client' the other end")
+    print(f"{'case':<18} {'impl':<10} {'Gbit/s':>8} {'srv cpu/GB':>10} {'cli cpu/GB':>10} {'peak RSS':>9}"
+          f" {'idle RSS':>9} {'idle anon':>9} {'worst turn wall/CPU':>20}")
+
+    def row(case, name, r):
+        t = r.get("worst_turn_us")
+        turn = f"{t[0] / 1000:.1f}/{t[1] / 1000:.1f}ms" if t is not None else "-"
+        print(f"{case:<18} {name:<10} {r['gbps']:>8.2f} {per_gb(r['cpu'], r['bytes']):>10.3f} "
+              f"{per_gb(r['client_cpu'], r['bytes']):>10.3f} {r['peak_kb'] / 1024:>7.1f}MB "
+              f"{r['idle_kb'] / 1024:>7.1f}MB {r['anon_kb'] / 1024:>7.1f}MB {turn:>20}")
+
+    # The server sends: btestd's server against iperf3's sender, plain (-R:
+    # its server sends) and with -Z (sendfile; its client sends).
+    b_tx = run_btestd(args.bin, "receive", d)
+    i_tx = run_iperf3("receive", d)
+    z_tx = run_iperf3("send", d, ["-Z"])
+    row("server sends", "btestd", b_tx)
+    row("server sends", "iperf3 -R", i_tx)
+    row("client sends", "iperf3 -Z", z_tx)
+    # The server receives: btestd's server against iperf3's receiving server.
+    b_rx = run_btestd(args.bin, "send", d)
+    i_rx = run_iperf3("send", d)
+    row("server receives", "btestd", b_rx)
+    row("server receives", "iperf3", i_rx)
+    b_both = run_btestd(args.bin, "both", d)
+    i_both = run_iperf3("both", d)
+    row("both", "btestd", b_both)
+    row("both", "iperf3", i_both)
+    b_20 = run_btestd(args.bin, "receive", d, ["--connections", "20"])
+    row("20 conns sending", "btestd", b_20)
+    b_20rx = run_btestd(args.bin, "send", d, ["--connections", "20"])
+    row("20 conns receiving", "btestd", b_20rx)
+
+    tx_cpu = per_gb(b_tx["cpu"], b_tx["bytes"]) / per_gb(z_tx["client_cpu"], z_tx["bytes"])
+    print(f"server sending: {tx_cpu:.2f}x the CPU per GB of iperf3 -Z's sender (goal <= 0.80), "
+          f"{b_tx['gbps'] / z_tx['gbps']:.2f}x its throughput (goal >= 1.00)")
+    rx_cpu = per_gb(b_rx["cpu"], b_rx["bytes"]) / per_gb(i_rx["cpu"], i_rx["bytes"])
+    print(f"server receiving: {rx_cpu:.2f}x the CPU per GB of iperf3's receiver (goal <= 0.50), "
+          f"{b_rx['gbps'] / i_rx['gbps']:.2f}x its throughput")
+    print(f"both: {b_both['gbps'] / i_both['gbps']:.2f}x iperf3 --bidir's throughput")
+    for name, r, one in (("sending", b_20, b_tx), ("receiving", b_20rx, b_rx)):
+        wall, cpu = [x / 1000 for x in r["worst_turn_us"]] if r["worst_turn_us"] else (float("nan"),) * 2
+        print(f"20 connections {name}: {r['gbps'] / one['gbps']:.2f}x one connection's throughput (goal >= 0.90), "
+              f"worst event-loop iteration {cpu:.2f} ms on CPU (goal < 5), {wall:.2f} ms wall")
 
 
 UDP_RAMP_SECS = 8
@@ -170,13 +228,36 @@ def udp(args):
           f"{b_got_pps / i_got_pps:.2f}x delivered (target >= 1.2)")
 
 
+def udp_rx(args):
+    d = args.duration
+    print(f"UDP, the server receives 1500-byte IP packets the btestd client sends unlimited, {d} s after its "
+          f"{UDP_RAMP_SECS} s ramp, loopback")
+    print(f"{'build':<8} {'delivered pps':>14} {'Gbit/s':>8} {'lost':>8} {'srv cpu/GB':>10} {'cli cpu/GB':>10}"
+          f" {'peak RSS':>9}")
+    results = []
+    for name, binary in (("this", args.bin), ("before", args.before)):
+        if not binary:
+            continue
+        r = run_btestd(binary, "send", d + UDP_RAMP_SECS, ["--proto", "udp", "--tx-size", "1500"])
+        steady = [i for i in r["intervals"] if float(i["seconds"]) > UDP_RAMP_SECS]
+        secs = float(steady[-1]["seconds"]) - UDP_RAMP_SECS
+        pps = sum(int(i["tx_bytes"]) for i in steady) / 1500 / secs
+        cpu = per_gb(r["cpu"], r["server_rx"])
+        results.append(cpu)
+        print(f"{name:<8} {pps:>14.0f} {pps * 1500 * 8 / 1e9:>8.2f} {r['server_lost']:>8} {cpu:>10.3f} "
+              f"{per_gb(r['client_cpu'], r['server_rx']):>10.3f} {r['peak_kb'] / 1024:>7.1f}MB")
+    if len(results) == 2:
+        print(f"server CPU per GB received: {results[0] / results[1]:.2f}x the older build's (goal <= 0.50)")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["tcp", "udp"])
+    ap.add_argument("what", choices=["tcp", "udp", "udp-rx"])
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--bin", default=DEFAULT_BIN)
+    ap.add_argument("--before", help="udp-rx: an older btestd build measured side by side")
     args = ap.parse_args()
-    {"tcp": tcp, "udp": udp}[args.what](args)
+    {"tcp": tcp, "udp": udp, "udp-rx": udp_rx}[args.what](args)
 
 
 if __name__ == "__main__":
