@@ -280,10 +280,6 @@ impl Stream {
         self.set_rx_mode(mode);
     }
 
-    pub fn rx_mode(&self) -> RxMode {
-        self.rx_mode
-    }
-
     /// The one place the receive mode changes.
     fn set_rx_mode(&mut self, mode: RxMode) {
         if mode.name() != self.rx_mode.name() {
