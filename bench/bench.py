@@ -98,8 +98,8 @@ def run_btestd(binary, direction, duration, extra=()):
     server_tx = int(re.search(r"tx_bytes=(\d+)", ended[-1]).group(1)) if ended else 0
     server_rx = int(re.search(r"rx_bytes=(\d+)", ended[-1]).group(1)) if ended else 0
     server_lost = int(re.search(r" lost=(\d+)", ended[-1]).group(1)) if ended else 0
-    turns = [(int(m.group(1)), int(m.group(2))) for l in lines
-             for m in [re.search(r"worst iteration (\d+) us, (\d+) us on CPU", l)] if m]
+    turns = [(int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4))) for l in lines
+             for m in [re.search(r"worst iteration (\d+) us, (\d+) us on CPU; (\d+) of (\d+)", l)] if m]
     moved = int(s["tx_bytes"]) + int(s["rx_bytes"])
     secs = float(s["seconds"])
     return dict(gbps=moved * 8 / secs / 1e9, bytes=moved, cpu=cpu1 - cpu0, peak_kb=peak, idle_kb=idle_rss,
@@ -181,9 +181,10 @@ def tcp(args):
           f"{b_rx['gbps'] / i_rx['gbps']:.2f}x its throughput")
     print(f"both: {b_both['gbps'] / i_both['gbps']:.2f}x iperf3 --bidir's throughput")
     for name, r, one in (("sending", b_20, b_tx), ("receiving", b_20rx, b_rx)):
-        wall, cpu = [x / 1000 for x in r["worst_turn_us"]] if r["worst_turn_us"] else (float("nan"),) * 2
+        wall, cpu, slow, turns = r["worst_turn_us"] or (float("nan"),) * 4
         print(f"20 connections {name}: {r['gbps'] / one['gbps']:.2f}x one connection's throughput (goal >= 0.90), "
-              f"worst event-loop iteration {cpu:.2f} ms on CPU (goal < 5), {wall:.2f} ms wall")
+              f"worst event-loop iteration {cpu / 1000:.2f} ms on CPU (goal < 5), {wall / 1000:.2f} ms wall, "
+              f"{slow} of {turns} iterations >= 5 ms on CPU")
 
 
 UDP_RAMP_SECS = 8

@@ -180,6 +180,7 @@ impl Server {
             self.timers.schedule(Owner::Account, now + ACCOUNT_EVERY, &mut self.account_armed);
         }
         let (mut worst_turn, mut worst_cpu, mut cpu_before) = (Duration::ZERO, Duration::ZERO, thread_cpu());
+        let (mut turns, mut slow_turns) = (0u64, 0u64);
         while !self.stopping {
             let timeout = if self.ready.is_empty() {
                 self.timers.next().map(|t| t.saturating_duration_since(Instant::now()))
@@ -210,13 +211,21 @@ impl Server {
             self.run_timers(Instant::now());
             worst_turn = worst_turn.max(now.elapsed());
             let cpu = thread_cpu();
-            worst_cpu = worst_cpu.max(cpu.saturating_sub(cpu_before));
+            let spent = cpu.saturating_sub(cpu_before);
+            worst_cpu = worst_cpu.max(spent);
             cpu_before = cpu;
+            turns += 1;
+            slow_turns += u64::from(spent >= SLOW_TURN);
         }
         self.shutdown();
         // How long other sockets waited at most: the loop's latency bound;
         // on a busy machine the wall time includes other processes' turns.
-        log::info!("event loop: worst iteration {} us, {} us on CPU", worst_turn.as_micros(), worst_cpu.as_micros());
+        log::info!(
+            "event loop: worst iteration {} us, {} us on CPU; {slow_turns} of {turns} iterations took {} ms of CPU or more",
+            worst_turn.as_micros(),
+            worst_cpu.as_micros(),
+            SLOW_TURN.as_millis()
+        );
         Ok(())
     }
 
@@ -384,6 +393,9 @@ impl Server {
         log::info!("server stopped");
     }
 }
+
+/// An iteration this long keeps other sockets and timers waiting too long.
+const SLOW_TURN: Duration = Duration::from_millis(5);
 
 /// CPU time this thread has used.
 fn thread_cpu() -> Duration {
