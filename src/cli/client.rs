@@ -94,6 +94,10 @@ pub fn client(a: ClientArgs) -> i32 {
     let mut reporter: Box<dyn report::Reporter> = match a.format.parse() {
         Ok(Format::Text) => Box::new(report::Text(stdout.lock())),
         Ok(Format::Csv) => Box::new(report::Csv::new(stdout.lock())),
+        Ok(Format::Json) => {
+            eprintln!("btestd client: --format json is not available for the client; use text or csv");
+            return 1;
+        }
         Err(e) => {
             eprintln!("btestd client: {e}");
             return 1;

@@ -13,6 +13,7 @@ mod password;
 pub mod probe;
 pub mod quota;
 pub mod serve;
+pub mod status;
 mod table;
 pub mod usage;
 pub mod user;
@@ -37,6 +38,7 @@ pub enum Sub {
     User(user::UserArgs),
     Quota(quota::QuotaArgs),
     Usage(usage::UsageArgs),
+    Status(status::StatusArgs),
     Probe(probe::ProbeArgs),
 }
 
@@ -52,9 +54,10 @@ pub fn run(args: Args) -> i32 {
         Some(Sub::User(a)) => user::user(a),
         Some(Sub::Quota(a)) => quota::quota(a),
         Some(Sub::Usage(a)) => usage::usage(a),
+        Some(Sub::Status(a)) => status::status(a),
         Some(Sub::Probe(a)) => probe::probe(a),
         None => {
-            eprintln!("btestd: give a subcommand (serve, client, user, quota, usage, probe); see btestd --help");
+            eprintln!("btestd: give a subcommand (serve, client, user, quota, usage, status, probe); see btestd --help");
             1
         }
     }

@@ -4,6 +4,7 @@
 use super::parse::{parse_bytes, parse_listen, parse_rate, parse_seconds};
 use crate::auth::{Scheme, User, Users};
 use crate::cidr::Cidr;
+use crate::server::control::ControlConfig;
 use crate::server::{self, Limits};
 use crate::udp::IoMode;
 use argh::FromArgs;
@@ -98,6 +99,15 @@ pub struct ServeArgs {
     /// seconds between usage writes to the database (default 1)
     #[argh(option, default = "Duration::from_secs(1)", from_str_fn(parse_seconds))]
     pub flush_interval: Duration,
+    /// control socket 'btestd status' asks, or none (default: beside the database, e.g. /var/lib/btestd/btestd.control)
+    #[argh(option)]
+    pub control: Option<String>,
+    /// file to rewrite periodically with Prometheus metrics, e.g. /var/prometheus/btestd.prom (default none)
+    #[argh(option)]
+    pub metrics_file: Option<std::path::PathBuf>,
+    /// seconds between rewrites of --metrics-file (default 10)
+    #[argh(option, default = "Duration::from_secs(10)", from_str_fn(parse_seconds))]
+    pub metrics_interval: Duration,
     /// log debug details
     #[argh(switch, short = 'v')]
     pub verbose: bool,
@@ -176,6 +186,10 @@ pub fn serve(a: ServeArgs) -> i32 {
         log::error!("--flush-interval must be between 0 and 3600 seconds");
         return 1;
     }
+    if a.metrics_interval.is_zero() {
+        log::error!("--metrics-interval must be at least 1 second");
+        return 1;
+    }
     let (users, secret, accounting) = match open_store(&a) {
         Ok(Some(st)) => {
             (st.users, Some(st.server_secret), Some(server::Accounting { ledger: st.ledger, writer: st.writer }))
@@ -194,7 +208,18 @@ pub fn serve(a: ServeArgs) -> i32 {
         log::error!("timeouts must be at least 1 second");
         return 1;
     }
+    let control = match a.control.as_deref() {
+        Some("none") => None,
+        Some(path) => Some(ControlConfig { path: path.into(), required: true }),
+        None if accounting.is_some() => {
+            let db = a.db.clone().unwrap_or_else(crate::store::default_db_path);
+            Some(ControlConfig { path: server::control::default_path(&db), required: false })
+        }
+        None => None,
+    };
     let config = server::Config {
+        control,
+        metrics_file: a.metrics_file.map(|p| (p, a.metrics_interval)),
         listen_explicit: !listen.is_empty(),
         listen: if listen.is_empty() { server::Config::default_listen() } else { listen },
         scheme: a.auth_scheme,

@@ -7,10 +7,12 @@ use std::io::Write;
 use std::str::FromStr;
 
 /// The `--format` of a command that prints records.
-#[derive(PartialEq, Eq)]
+#[derive(PartialEq, Eq, Clone, Copy)]
 pub(super) enum Format {
     Text,
     Csv,
+    /// One JSON document; field names are documented in the README.
+    Json,
 }
 
 impl FromStr for Format {
@@ -20,7 +22,8 @@ impl FromStr for Format {
         match s {
             "text" => Ok(Format::Text),
             "csv" => Ok(Format::Csv),
-            _ => Err(format!("invalid --format '{s}': use text or csv")),
+            "json" => Ok(Format::Json),
+            _ => Err(format!("invalid --format '{s}': use text, csv or json")),
         }
     }
 }
@@ -93,8 +96,7 @@ pub(super) fn local_time(unix: i64) -> String {
 
 /// `2026-11-24T06:30:00Z`.
 pub(super) fn iso_time(unix: i64) -> String {
-    let s = unix.rem_euclid(86_400);
-    format!("{}T{:02}:{:02}:{:02}Z", Date::from_days(unix.div_euclid(86_400)), s / 3600, s / 60 % 60, s % 60)
+    crate::json::rfc3339(unix)
 }
 
 #[cfg(test)]

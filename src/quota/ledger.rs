@@ -348,6 +348,29 @@ impl Ledger {
         })
     }
 
+    /// Bytes left of the tightest budget of `user` (None: the anonymous
+    /// one) and of the address `ip`, this period; None where no budget applies.
+    pub fn left(&mut self, user: Option<&str>, ip: IpAddr, now: SystemTime) -> (Option<u64>, Option<u64>) {
+        let (_, keys) = self.keys_at(now);
+        let tightest = |acc: Option<&mut Account>, limits: &Limits| {
+            let used = acc.map_or([[0; 2]; 3], |a| {
+                a.roll(&keys);
+                a.used
+            });
+            limits.iter().map(|(p, d, l)| l.saturating_sub(d.of(used[p.index()][0], used[p.index()][1]))).min()
+        };
+        let subject = match user {
+            Some(name) => {
+                let limits = self.config.user_limits(name);
+                tightest(self.users.get_mut(name), &limits)
+            }
+            None => tightest(Some(&mut self.anonymous), &self.config.anonymous.clone()),
+        };
+        let key = IpKey::new(ip, self.config.ipv6_prefix);
+        let limits = self.ips.get(&key).map_or_else(|| self.config.ip_limits(key.addr()), |ia| ia.limits);
+        (subject, tightest(self.ips.get_mut(&key).map(|ia| &mut ia.account), &limits))
+    }
+
     /// How many client-address accounts are held (memory grows with this).
     pub fn ip_accounts(&self) -> usize {
         self.ips.len()
@@ -385,6 +408,22 @@ mod tests {
     }
 
     const A: &str = "192.0.2.1";
+
+    #[test]
+    fn left_is_the_tightest_budget_of_the_subject_and_of_the_address() {
+        let mut l = limits(Period::Day, Dir::Total, 1000);
+        l.set(Period::Month, Dir::Rx, 700);
+        let mut cfg = with_user("ann", l);
+        cfg.ip_default = limits(Period::Week, Dir::Tx, 5000);
+        let mut led = Ledger::new(cfg, &[], noon());
+        assert_eq!(led.left(Some("ann"), ip(A), noon()), (Some(700), Some(5000)), "before any bytes");
+        led.charge(Some("ann"), ip(A), 100, 400, noon());
+        assert_eq!(led.left(Some("ann"), ip(A), noon()), (Some(500), Some(4600)));
+        assert_eq!(led.left(Some("bob"), ip("192.0.2.9"), noon()), (None, Some(5000)), "bob has no budget");
+        assert_eq!(led.left(None, ip(A), noon()), (None, Some(4600)), "anonymous is unlimited");
+        led.charge(Some("ann"), ip(A), 0, 900, noon());
+        assert_eq!(led.left(Some("ann"), ip(A), noon()).0, Some(0), "never below zero");
+    }
 
     #[test]
     fn exhaustion_is_detected_at_the_exact_byte() {

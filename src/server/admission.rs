@@ -47,7 +47,43 @@ pub enum Refusal {
     UdpSocket(io::Error),
 }
 
+/// Every refusal reason as counters and metrics name it, in one fixed order.
+pub const REASONS: [&str; 13] = [
+    "handshakes",
+    "denied",
+    "not-allowed",
+    "banned",
+    "handshakes-per-ip",
+    "server-full",
+    "memory",
+    "per-address",
+    "connections",
+    "udp-payload",
+    "budget",
+    "udp-port",
+    "udp-socket",
+];
+
 impl Refusal {
+    /// This refusal's index in [`REASONS`].
+    pub fn reason(&self) -> usize {
+        match self {
+            Refusal::Handshakes { .. } => 0,
+            Refusal::Guard(guard::Refusal::Denied) => 1,
+            Refusal::Guard(guard::Refusal::NotAllowed) => 2,
+            Refusal::Guard(guard::Refusal::Banned { .. }) => 3,
+            Refusal::Guard(guard::Refusal::TooManyHandshakes(_)) => 4,
+            Refusal::ServerFull { .. } => 5,
+            Refusal::Memory { .. } => 6,
+            Refusal::PerAddress { .. } => 7,
+            Refusal::Connections { .. } => 8,
+            Refusal::UdpPayload { .. } => 9,
+            Refusal::Budget(_) => 10,
+            Refusal::UdpPort(_) => 11,
+            Refusal::UdpSocket(_) => 12,
+        }
+    }
+
     /// Refusals at the door close the connection before HELLO; the others
     /// answer the command with a failure.
     pub fn at_door(&self) -> bool {

@@ -98,6 +98,10 @@ pub struct Config {
     pub guard: GuardConfig,
     /// Peers whose tests are traced (`--trace`): see [`crate::trace`].
     pub trace: Vec<crate::cidr::Cidr>,
+    /// The control socket `btestd status` asks; None: no socket.
+    pub control: Option<super::control::ControlConfig>,
+    /// A Prometheus textfile rewritten at this interval (`--metrics-file`).
+    pub metrics_file: Option<(std::path::PathBuf, Duration)>,
 }
 
 impl Config {
@@ -117,6 +121,7 @@ pub enum ServerError {
     NoListeners,
     Poll(io::Error),
     Signals(io::Error),
+    Control { path: std::path::PathBuf, source: io::Error },
 }
 
 impl fmt::Display for ServerError {
@@ -132,6 +137,11 @@ impl fmt::Display for ServerError {
             }
             ServerError::Poll(e) => write!(f, "event loop failed: {e}"),
             ServerError::Signals(e) => write!(f, "cannot install signal handlers: {e}"),
+            ServerError::Control { path, source } => write!(
+                f,
+                "cannot open the control socket {}: {source}; give another --control PATH (or --control none)",
+                path.display()
+            ),
         }
     }
 }

@@ -227,6 +227,11 @@ impl Guard {
         self.pending
     }
 
+    /// Addresses banned at `now`.
+    pub fn bans_active(&self, now: Instant) -> usize {
+        self.failures.values().filter(|f| f.banned_until.is_some_and(|u| u > now)).count()
+    }
+
     pub fn tracked(&self) -> usize {
         self.failures.len()
     }

@@ -48,6 +48,7 @@ impl Server {
         let slot = match verdict {
             Ok(slot) => slot,
             Err(why) => {
+                self.counters.refused(&why);
                 self.peer_log.warn(peer.ip(), now, format_args!("{peer}: refused: {why}"));
                 return;
             }
@@ -92,6 +93,7 @@ impl Server {
             Read::Ready { cmd, user } => self.admit(key, cmd, user, now),
             Read::Failed(e @ HandshakeError::AuthFailed { .. }) => {
                 let outcome = self.guard.auth_failed(peer.ip(), now);
+                self.counters.auth_failed(outcome.banned.is_some());
                 self.peer_log.warn(peer.ip(), now, format_args!("{peer}: {e}"));
                 if let Some(ban) = outcome.banned {
                     log::warn!("{}: banned for {} s after repeated failed logins", peer.ip(), ban.as_secs());
@@ -146,6 +148,7 @@ impl Server {
             return;
         }
         let outcome = self.guard.auth_failed(peer.ip(), now);
+        self.counters.auth_failed(outcome.banned.is_some());
         if let Some(ban) = outcome.banned {
             log::warn!("{}: banned for {} s after repeated failed logins", peer.ip(), ban.as_secs());
             self.stop_guesses(key, peer.ip());
@@ -294,6 +297,7 @@ impl Server {
 
     /// Answers `00 00 00 00` and closes: a limit or resource refused the test.
     fn refuse(&mut self, key: usize, why: Refusal, now: Instant) {
+        self.counters.refused(&why);
         if let Some(Conn::Pending(p)) = self.conns.get_mut(key) {
             self.peer_log.warn(p.peer.ip(), now, format_args!("{}: test refused: {why}", p.peer));
             p.stream.out.push(&reply::FAILED);
@@ -455,6 +459,7 @@ impl Server {
         if let Some(t) = s.token() {
             self.joining.close(t, skey);
         }
+        self.counters.ended(&s, &reason, s.bytes());
         let closed = s.close(&reason, self.poll.registry());
         for key in closed.conn_keys {
             self.conns.remove(key);

@@ -11,18 +11,21 @@ pub mod accounting;
 pub mod admission;
 pub mod config;
 mod conn;
+pub mod control;
 pub mod guard;
 pub mod handshake;
 mod joining;
 mod lifecycle;
 pub mod log_limit;
 mod logins;
+mod observe;
 pub mod ports;
 pub mod rates;
 pub mod session;
 pub mod signals;
 pub mod slab;
 pub mod socket_budget;
+mod textfile;
 pub mod timers;
 
 pub use config::{Accounting, Config, DEFAULT_MAX_DURATION_SECS, DEFAULT_MAX_MEMORY, Limits, ServerError};
@@ -44,14 +47,15 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use timers::{Owner, Timers, take_if_live};
 
-/// Token kinds, in the low two bits of a mio token.
+/// Token kinds, in the low three bits of a mio token.
 const KIND_LISTENER: usize = 0;
 const KIND_CONN: usize = 1;
 const KIND_UDP: usize = 2;
 const KIND_SIGNAL: usize = 3;
+const KIND_CONTROL: usize = 4;
 
 fn token(kind: usize, id: usize) -> Token {
-    Token(id << 2 | kind)
+    Token(id << 3 | kind)
 }
 
 /// Readings taken once a second for all sessions.
@@ -98,6 +102,10 @@ pub struct Server {
     limits: Limits,
     next_session_id: u64,
     stopping: bool,
+    /// What `btestd status` and the metrics report.
+    counters: observe::Counters,
+    control: Option<control::Control>,
+    metrics_file: Option<textfile::Textfile>,
 }
 
 impl Server {
@@ -127,6 +135,11 @@ impl Server {
             .register(&mut mio::unix::SourceFd(&signals.fd()), token(KIND_SIGNAL, 0), Interest::READABLE)
             .map_err(ServerError::Poll)?;
         let secret = config.secret.unwrap_or_else(crate::sysrand::bytes);
+        let control = match &config.control {
+            Some(cfg) => control::Control::open(cfg, poll.registry())?,
+            None => None,
+        };
+        let metrics_file = config.metrics_file.map(|(path, every)| textfile::Textfile::new(path, every));
         Ok(Server {
             poll,
             listeners,
@@ -152,6 +165,9 @@ impl Server {
             limits: config.limits,
             next_session_id: 1,
             stopping: false,
+            counters: observe::Counters::new(Instant::now()),
+            control,
+            metrics_file,
         })
     }
 
@@ -163,6 +179,9 @@ impl Server {
     pub fn run(&mut self) -> Result<(), ServerError> {
         for a in self.local_addrs() {
             log::info!("listening on {a}");
+        }
+        if let Some(c) = &self.control {
+            log::info!("control socket {}", c.path().display());
         }
         match crate::net::raise_fd_limit() {
             Ok(n) => log::debug!("open-file limit {n}"),
@@ -199,12 +218,13 @@ impl Server {
             self.bufs.new_iteration();
             self.serve_ready(now);
             for ev in events.iter() {
-                let (kind, id) = (ev.token().0 & 3, ev.token().0 >> 2);
+                let (kind, id) = (ev.token().0 & 7, ev.token().0 >> 3);
                 match kind {
                     KIND_LISTENER => self.accept(id, now),
                     KIND_CONN => self.on_conn_event(id, ev, now),
                     KIND_UDP => self.on_udp_event(id, ev, now),
                     KIND_SIGNAL => self.on_signal(),
+                    KIND_CONTROL => self.on_control_event(id, now),
                     _ => {}
                 }
             }
@@ -336,6 +356,8 @@ impl Server {
                 Owner::Tick => {
                     if take_if_live(&mut self.tick_armed, at) {
                         self.vitals.sample();
+                        self.counters.tick(&self.sessions, now);
+                        self.observe_tick(now);
                         self.apply_reload();
                         self.timers.schedule(Owner::Tick, now + Duration::from_secs(1), &mut self.tick_armed);
                         self.fd_starved.next_second();
@@ -385,6 +407,9 @@ impl Server {
         }
         for key in self.conns.keys() {
             self.close_conn(key);
+        }
+        if let Some(c) = self.control.take() {
+            c.shutdown(self.poll.registry());
         }
         if let Some(a) = self.acct.take() {
             log::info!("saving usage to the database");

@@ -42,13 +42,19 @@ pub enum Phase {
     Draining { until: Instant, since: Option<Instant> },
 }
 
+impl Phase {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Phase::Joining { .. } => "joining",
+            Phase::Running { .. } => "running",
+            Phase::Draining { .. } => "draining",
+        }
+    }
+}
+
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Phase::Joining { .. } => f.write_str("joining"),
-            Phase::Running { .. } => f.write_str("running"),
-            Phase::Draining { .. } => f.write_str("draining"),
-        }
+        f.write_str(self.name())
     }
 }
 
@@ -73,6 +79,19 @@ pub fn is_peer_close(e: &std::io::Error) -> bool {
 }
 
 impl EndReason {
+    /// The reason without its details, as a metrics label.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EndReason::PeerClosed => "peer-closed",
+            EndReason::IoError(_) => "io-error",
+            EndReason::IdleTimeout => "idle-timeout",
+            EndReason::MaxDuration => "max-duration",
+            EndReason::Shutdown => "server-shutdown",
+            EndReason::QuotaExhausted(_) => "quota-exhausted",
+            EndReason::Refused => "refused",
+        }
+    }
+
     pub fn from_io(e: &std::io::Error) -> EndReason {
         if is_peer_close(e) { EndReason::PeerClosed } else { EndReason::IoError(e.to_string()) }
     }
@@ -240,6 +259,11 @@ impl Session {
 
     pub fn phase(&self) -> Phase {
         self.phase
+    }
+
+    /// When the test was admitted, by the wall clock.
+    pub fn started_wall(&self) -> SystemTime {
+        self.started_wall
     }
 
     pub fn token(&self) -> Option<u16> {

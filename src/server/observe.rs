@@ -1,0 +1,140 @@
+//! What the loop counts about itself for `btestd status` and the metrics:
+//! refusals by reason, failed logins and bans, ended tests, and each test's
+//! rate over the last second; and the [`Status`] snapshot built from them.
+
+use super::Server;
+use super::admission::{REASONS, Refusal};
+use super::session::{EndReason, Session};
+use super::slab::Slab;
+use crate::observe::status::Ended;
+use crate::observe::{LiveTest, Status};
+use std::collections::HashMap;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+/// A test's bytes at the last tick and its rates (bits/s) over the second before.
+#[derive(Clone, Copy, Default)]
+struct Sample {
+    bytes: (u64, u64),
+    bps: (u64, u64),
+}
+
+/// Counters since the start; one owner, the loop.
+pub(super) struct Counters {
+    started: Instant,
+    refused: [u64; REASONS.len()],
+    auth_failures: u64,
+    bans: u64,
+    ended: Vec<Ended>,
+    /// Bytes (received, transmitted) of the tests that ended.
+    ended_bytes: (u64, u64),
+    /// By session id.
+    rates: HashMap<u64, Sample>,
+    last_tick: Instant,
+}
+
+impl Counters {
+    pub(super) fn new(now: Instant) -> Counters {
+        Counters {
+            started: now,
+            refused: [0; REASONS.len()],
+            auth_failures: 0,
+            bans: 0,
+            ended: Vec::new(),
+            ended_bytes: (0, 0),
+            rates: HashMap::new(),
+            last_tick: now,
+        }
+    }
+
+    pub(super) fn refused(&mut self, why: &Refusal) {
+        self.refused[why.reason()] += 1;
+    }
+
+    /// A failed login (or wrong join token); `banned` when it started a ban.
+    pub(super) fn auth_failed(&mut self, banned: bool) {
+        self.auth_failures += 1;
+        self.bans += u64::from(banned);
+    }
+
+    /// A session ended; `bytes` is what it moved, (received, transmitted).
+    pub(super) fn ended(&mut self, s: &Session, reason: &EndReason, bytes: (u64, u64)) {
+        self.rates.remove(&s.id());
+        self.ended_bytes = (self.ended_bytes.0 + bytes.0, self.ended_bytes.1 + bytes.1);
+        let (proto, direction, result) = (s.cmd().proto, s.cmd().direction, reason.kind());
+        match self.ended.iter_mut().find(|e| (e.proto, e.direction, e.result) == (proto, direction, result)) {
+            Some(e) => e.count += 1,
+            None => self.ended.push(Ended { proto, direction, result, count: 1 }),
+        }
+    }
+
+    /// Once a second: each test's rate since the last tick.
+    pub(super) fn tick(&mut self, sessions: &Slab<Session>, now: Instant) {
+        let ms = now.saturating_duration_since(self.last_tick).as_millis().max(1) as u64;
+        self.last_tick = now;
+        let mut rates = HashMap::with_capacity(sessions.len());
+        for (_, s) in sessions.iter() {
+            let (rx, tx) = s.bytes();
+            let prev = self.rates.get(&s.id()).map_or((0, 0), |p| p.bytes);
+            let bps = |now: u64, before: u64| now.saturating_sub(before).saturating_mul(8000) / ms;
+            rates.insert(s.id(), Sample { bytes: (rx, tx), bps: (bps(rx, prev.0), bps(tx, prev.1)) });
+        }
+        self.rates = rates;
+    }
+}
+
+fn unix(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
+
+impl Server {
+    /// The snapshot the control channel and the metrics report.
+    pub(super) fn status(&mut self, now: Instant) -> Status {
+        let wall = SystemTime::now();
+        let c = &self.counters;
+        let mut tests = Vec::with_capacity(self.sessions.len());
+        let mut live_bytes = (0, 0);
+        for (_, s) in self.sessions.iter() {
+            let (rx, tx) = s.bytes();
+            live_bytes = (live_bytes.0 + rx, live_bytes.1 + tx);
+            let bps = c.rates.get(&s.id()).map_or((0, 0), |r| r.bps);
+            let (user_left, address_left) = match self.acct.as_mut() {
+                Some(a) => a.ledger.left(s.user(), s.peer().ip(), wall),
+                None => (None, None),
+            };
+            tests.push(LiveTest {
+                id: s.id(),
+                peer: s.peer(),
+                user: s.user().map(str::to_string),
+                proto: s.cmd().proto,
+                direction: s.cmd().direction,
+                phase: s.phase().name(),
+                connections: s.conn_count(),
+                connections_wanted: s.cmd().connections(),
+                started_unix: unix(s.started_wall()),
+                elapsed_secs: s.since().map_or(0, |t| now.saturating_duration_since(t).as_secs()),
+                rx_bps: bps.0,
+                tx_bps: bps.1,
+                rx_bytes: rx,
+                tx_bytes: tx,
+                user_left,
+                address_left,
+            });
+        }
+        tests.sort_by_key(|t| t.id);
+        let hs = self.guard.handshakes();
+        Status {
+            version: env!("CARGO_PKG_VERSION"),
+            now_unix: unix(wall),
+            uptime_secs: now.saturating_duration_since(c.started).as_secs(),
+            handshakes_pending: hs.regular + hs.join,
+            tests,
+            refused: REASONS.iter().copied().zip(c.refused).collect(),
+            auth_failures: c.auth_failures,
+            bans_started: c.bans,
+            bans_active: self.guard.bans_active(now),
+            ended: c.ended.clone(),
+            bytes_total: (c.ended_bytes.0 + live_bytes.0, c.ended_bytes.1 + live_bytes.1),
+            resident_bytes: self.vitals.mem_now,
+        }
+    }
+}
