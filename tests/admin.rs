@@ -141,7 +141,7 @@ fn mistakes_get_clear_errors_and_exit_code_1() {
     assert!(db.fails(&["user", "set", "alice", "--day-total", "lots"]).contains("invalid amount 'lots'"));
     assert!(db.fails(&["user", "set", "alice", "--md5"]).contains("MD5 logins need the password"));
     assert!(db.fails(&["user", "set", "alice"]).contains("nothing to change"));
-    assert!(db.fails(&["user", "list", "--format", "xml"]).contains("use text or csv"));
+    assert!(db.fails(&["user", "list", "--format", "xml"]).contains("use text, csv or json"));
     assert!(db.fails(&["quota", "set", "--ip", "10.0.0.0/33", "--day-total", "1G"]).contains("invalid"));
     assert!(db.fails(&["quota", "set", "--anonymous"]).contains("at least one budget"));
     assert!(db.fails(&["quota", "set", "--anonymous", "--ip-default", "--day-rx", "1"]).contains("exactly one"));

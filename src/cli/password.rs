@@ -25,16 +25,23 @@ fn read_password(file: &Path) -> Result<String, String> {
         if echo.is_some() {
             eprint!("Password: ");
         }
-        std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("cannot read the password: {e}"))?;
+        let n = std::io::stdin().lock().read_line(&mut line).map_err(|e| format!("cannot read the password: {e}"))?;
         if echo.is_some() {
             eprintln!();
+        }
+        if n == 0 {
+            // A GUI that failed to send the password must not create a user without one.
+            return Err("standard input ended before a password line; send the password and a newline".into());
         }
     } else {
         let f =
             std::fs::File::open(file).map_err(|e| format!("cannot read the password file {}: {e}", file.display()))?;
-        std::io::BufReader::new(f)
+        let n = std::io::BufReader::new(f)
             .read_line(&mut line)
             .map_err(|e| format!("cannot read the password file {}: {e}", file.display()))?;
+        if n == 0 {
+            return Err(format!("the password file {} is empty", file.display()));
+        }
     }
     Ok(line.trim_end_matches(['\n', '\r']).to_string())
 }
@@ -83,6 +90,13 @@ mod tests {
         assert_eq!(got, Ok(Some("s3cret pass".to_string())));
         assert_eq!(password_from(&Some("pw".into()), &None), Ok(Some("pw".to_string())));
         assert_eq!(password_from(&None, &None), Ok(None));
-        assert!(password_from(&Some("pw".into()), &Some(path)).unwrap_err().contains("not both"));
+        assert!(password_from(&Some("pw".into()), &Some(path.clone())).unwrap_err().contains("not both"));
+        std::fs::write(&path, "").unwrap();
+        let empty = password_from(&None, &Some(path.clone()));
+        std::fs::write(&path, "\n").unwrap();
+        let blank = password_from(&None, &Some(path.clone()));
+        std::fs::remove_file(&path).unwrap();
+        assert!(empty.unwrap_err().contains("is empty"), "no line at all is no password");
+        assert_eq!(blank, Ok(Some(String::new())), "an empty line is an empty password");
     }
 }

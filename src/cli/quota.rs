@@ -4,7 +4,8 @@
 use super::db::{open_for_read, open_for_write};
 use super::exit::{CmdResult, finish};
 use super::parse::parse_bytes;
-use super::table::{Format, Table};
+use super::table::{Format, Table, print_json};
+use crate::json::Json;
 use crate::quota::{Cidr, Dir, PartialLimits, Period, format_amount};
 use crate::store::LimitScope;
 use crate::store::config::{LimitRow, SETTING_IPV6_PREFIX, SETTING_RETENTION_DAYS, SETTING_TIMEZONE};
@@ -80,7 +81,7 @@ pub struct QuotaSet {
 #[derive(FromArgs)]
 #[argh(subcommand, name = "list")]
 pub struct QuotaList {
-    /// output: text (default) or csv
+    /// output: text (default), csv or json
     #[argh(option, default = "String::from(\"text\")")]
     pub format: String,
     /// database file
@@ -217,6 +218,27 @@ fn quota_list(a: QuotaList) -> CmdResult {
     let rows: Vec<LimitRow> = store.list_limits().map_err(|e| e.to_string())?;
     let cfg = store.load_quota_config().map_err(|e| e.to_string())?;
     let retention = store.retention_days().map_err(|e| e.to_string())?;
+    if fmt == Format::Json {
+        let mut j = Json::new();
+        j.begin_object().key("budgets").begin_array();
+        for r in &rows {
+            let (scope, subject) = scope_columns(&r.scope);
+            j.begin_object().key("scope").str(&scope).key("subject");
+            if r.scope == LimitScope::Anonymous {
+                j.null()
+            } else {
+                j.str(&subject)
+            };
+            j.key("period").str(r.period.as_str()).key("dir").str(r.dir.as_str()).key("bytes").u64(r.bytes);
+            j.end_object();
+        }
+        j.end_array();
+        j.key("timezone").str(if cfg.utc { "utc" } else { "local" });
+        j.key("ipv6_prefix").u64(u64::from(cfg.ipv6_prefix));
+        j.key("retention_days").u64(u64::from(retention));
+        j.end_object();
+        return print_json(j);
+    }
     let mut out = Table::new(fmt == Format::Csv);
     if out.csv {
         out.header(["scope", "subject", "period", "dir", "bytes"].map(String::from).to_vec());

@@ -81,6 +81,11 @@ impl Table {
     }
 }
 
+/// Writes one JSON document to standard output.
+pub(super) fn print_json(j: crate::json::Json) -> Result<(), String> {
+    std::io::stdout().lock().write_all(j.finish().as_bytes()).map_err(|e| format!("cannot write the output: {e}"))
+}
+
 /// Quotes a CSV field only when it needs it (RFC 4180).
 fn csv_field(f: &str) -> String {
     if f.contains([',', '"', '\n', '\r']) { format!("\"{}\"", f.replace('"', "\"\"")) } else { f.to_string() }
