@@ -170,6 +170,15 @@ def main():
     seed("udp_accounting", "restart", wide([(5, 3_000_000_000), (5, 3_000_000_001), (5, 0), (5, 1), (5, 500_000_000)]))
     seed("udp_accounting", "every-tenth", wide([(6, s) for s in range(0, 120) if s % 10 != 0 or s == 0]))
 
+    # http: requests a browser, curl and Prometheus send, and the control lines.
+    seed("http", "browser-page", b"GET / HTTP/1.1\r\nHost: 192.0.2.1:8080\r\nUser-Agent: Mozilla/5.0\r\n"
+         b"Accept: text/html\r\nAccept-Encoding: gzip, deflate\r\nConnection: keep-alive\r\n\r\n")
+    seed("http", "status-token", b"GET /api/status?token=s3cret-token-0123456789 HTTP/1.1\r\nHost: x\r\n\r\n")
+    seed("http", "metrics-bearer", b"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer abc\r\n\r\n")
+    seed("http", "post", b"POST /api/status HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}")
+    seed("http", "control-status-json", b"status json\n")
+    seed("http", "control-metrics", b"metrics\r\n")
+
     total = 0
     for target, files in sorted(seeds.items()):
         d = os.path.join(CORPUS, target)

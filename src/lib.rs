@@ -7,6 +7,8 @@ pub mod cli;
 pub mod client;
 pub mod cpu;
 pub mod decimal;
+#[cfg(feature = "web")]
+pub mod http;
 pub mod json;
 pub mod logger;
 pub mod memory;

@@ -108,6 +108,18 @@ pub struct ServeArgs {
     /// seconds between rewrites of --metrics-file (default 10)
     #[argh(option, default = "Duration::from_secs(10)", from_str_fn(parse_seconds))]
     pub metrics_interval: Duration,
+    /// serve the web page on ADDR:PORT, e.g. 127.0.0.1:8080 (default off)
+    #[argh(option)]
+    pub http: Option<String>,
+    /// network whose web clients see everything (repeatable; default 127.0.0.0/8 and ::1)
+    #[argh(option)]
+    pub http_allow: Vec<Cidr>,
+    /// file whose first line is a token that lets any web client see everything (?token=...)
+    #[argh(option)]
+    pub http_token_file: Option<std::path::PathBuf>,
+    /// let other web clients see their own address's tests, usage and budget
+    #[argh(switch)]
+    pub http_visitors: bool,
     /// log debug details
     #[argh(switch, short = 'v')]
     pub verbose: bool,
@@ -150,6 +162,41 @@ fn open_store(a: &ServeArgs) -> Result<Option<crate::store::Startup>, crate::sto
             }
         }
     }
+}
+
+/// The web listener's settings, if `--http` asks for it.
+fn web_config(a: &ServeArgs) -> Result<Option<server::WebConfig>, String> {
+    let Some(listen) = &a.http else {
+        if !a.http_allow.is_empty() || a.http_token_file.is_some() || a.http_visitors {
+            return Err("--http-allow, --http-token-file and --http-visitors need --http ADDR:PORT".into());
+        }
+        return Ok(None);
+    };
+    if !cfg!(feature = "web") {
+        return Err("this btestd was built without the web page (cargo feature \"web\"); drop --http".into());
+    }
+    let listen = parse_listen(listen).map_err(|e| format!("--http: {e}"))?;
+    let token = match &a.http_token_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read --http-token-file {}: {e}", path.display()))?;
+            let t = text.lines().next().unwrap_or("").trim().to_string();
+            if t.len() < 16 || !t.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.~".contains(&b)) {
+                return Err(format!(
+                    "--http-token-file {}: the token must be at least 16 characters of A-Z a-z 0-9 - _ . ~",
+                    path.display()
+                ));
+            }
+            Some(t)
+        }
+        None => None,
+    };
+    let operators = if a.http_allow.is_empty() {
+        vec!["127.0.0.0/8".parse::<Cidr>()?, "::1/128".parse::<Cidr>()?]
+    } else {
+        a.http_allow.clone()
+    };
+    Ok(Some(server::WebConfig { listen, operators, token, visitors: a.http_visitors }))
 }
 
 /// Runs `btestd serve` until the server stops; 1 when it cannot start.
@@ -208,6 +255,13 @@ pub fn serve(a: ServeArgs) -> i32 {
         log::error!("timeouts must be at least 1 second");
         return 1;
     }
+    let web = match web_config(&a) {
+        Ok(w) => w,
+        Err(e) => {
+            log::error!("{e}");
+            return 1;
+        }
+    };
     let control = match a.control.as_deref() {
         Some("none") => None,
         Some(path) => Some(ControlConfig { path: path.into(), required: true }),
@@ -218,6 +272,7 @@ pub fn serve(a: ServeArgs) -> i32 {
         None => None,
     };
     let config = server::Config {
+        web,
         control,
         metrics_file: a.metrics_file.map(|p| (p, a.metrics_interval)),
         listen_explicit: !listen.is_empty(),

@@ -141,10 +141,32 @@ impl Status {
     pub fn json(&self) -> String {
         let mut j = Json::new();
         j.begin_object();
+        self.write_fields(&mut j);
+        j.end_object();
+        j.finish()
+    }
+
+    /// The members of [`Status::json`], inside an object the caller opened.
+    pub fn write_fields(&self, j: &mut Json) {
         j.key("version").str(self.version);
         j.key("time").time(self.now_unix);
         j.key("uptime_secs").u64(self.uptime_secs);
         j.key("handshakes_pending").u64(self.handshakes_pending as u64);
+        self.write_tests(j);
+        j.key("refused").begin_object();
+        for (reason, n) in &self.refused {
+            j.key(reason).u64(*n);
+        }
+        j.end_object();
+        j.key("auth_failures").u64(self.auth_failures);
+        j.key("bans_started").u64(self.bans_started);
+        j.key("bans_active").u64(self.bans_active as u64);
+        j.key("rx_bytes_total").u64(self.bytes_total.0);
+        j.key("tx_bytes_total").u64(self.bytes_total.1);
+    }
+
+    /// The `tests` member.
+    pub fn write_tests(&self, j: &mut Json) {
         j.key("tests").begin_array();
         for t in &self.tests {
             j.begin_object();
@@ -168,18 +190,6 @@ impl Status {
             j.end_object();
         }
         j.end_array();
-        j.key("refused").begin_object();
-        for (reason, n) in &self.refused {
-            j.key(reason).u64(*n);
-        }
-        j.end_object();
-        j.key("auth_failures").u64(self.auth_failures);
-        j.key("bans_started").u64(self.bans_started);
-        j.key("bans_active").u64(self.bans_active as u64);
-        j.key("rx_bytes_total").u64(self.bytes_total.0);
-        j.key("tx_bytes_total").u64(self.bytes_total.1);
-        j.end_object();
-        j.finish()
     }
 }
 

@@ -371,6 +371,25 @@ impl Ledger {
         (subject, tightest(self.ips.get_mut(&key).map(|ia| &mut ia.account), &limits))
     }
 
+    /// Every subject with bytes counted this month, with `[rx, tx]` per
+    /// period (by [`Period::index`]).
+    pub fn accounts(&mut self, now: SystemTime) -> Vec<(Subject, [[u64; 2]; 3])> {
+        let (_, keys) = self.keys_at(now);
+        let mut out = Vec::new();
+        for (name, a) in &mut self.users {
+            a.roll(&keys);
+            out.push((Subject::User(name.clone()), a.used));
+        }
+        self.anonymous.roll(&keys);
+        out.push((Subject::Anonymous, self.anonymous.used));
+        for (k, ia) in &mut self.ips {
+            ia.account.roll(&keys);
+            out.push((Subject::Ip(*k), ia.account.used));
+        }
+        out.retain(|(_, u)| u.iter().flatten().any(|&b| b > 0));
+        out
+    }
+
     /// How many client-address accounts are held (memory grows with this).
     pub fn ip_accounts(&self) -> usize {
         self.ips.len()

@@ -102,6 +102,20 @@ pub struct Config {
     pub control: Option<super::control::ControlConfig>,
     /// A Prometheus textfile rewritten at this interval (`--metrics-file`).
     pub metrics_file: Option<(std::path::PathBuf, Duration)>,
+    /// The web page (`--http`); only in builds with the `web` feature.
+    pub web: Option<WebConfig>,
+}
+
+/// Who the web listener serves, and where.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    pub listen: SocketAddr,
+    /// Networks whose clients see everything (default: this host only).
+    pub operators: Vec<crate::cidr::Cidr>,
+    /// A token that makes any client an operator (`?token=` or `Authorization: Bearer`).
+    pub token: Option<String>,
+    /// Clients outside `operators` see their own address's data instead of a refusal.
+    pub visitors: bool,
 }
 
 impl Config {

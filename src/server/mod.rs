@@ -27,8 +27,10 @@ pub mod slab;
 pub mod socket_budget;
 mod textfile;
 pub mod timers;
+#[cfg(feature = "web")]
+mod web;
 
-pub use config::{Accounting, Config, DEFAULT_MAX_DURATION_SECS, DEFAULT_MAX_MEMORY, Limits, ServerError};
+pub use config::{Accounting, Config, DEFAULT_MAX_DURATION_SECS, DEFAULT_MAX_MEMORY, Limits, ServerError, WebConfig};
 
 use crate::cpu::CpuSampler;
 use accounting::ACCOUNT_EVERY;
@@ -53,6 +55,8 @@ const KIND_CONN: usize = 1;
 const KIND_UDP: usize = 2;
 const KIND_SIGNAL: usize = 3;
 const KIND_CONTROL: usize = 4;
+#[cfg(feature = "web")]
+const KIND_HTTP: usize = 5;
 
 fn token(kind: usize, id: usize) -> Token {
     Token(id << 3 | kind)
@@ -106,6 +110,8 @@ pub struct Server {
     counters: observe::Counters,
     control: Option<control::Control>,
     metrics_file: Option<textfile::Textfile>,
+    #[cfg(feature = "web")]
+    web: Option<web::Web>,
 }
 
 impl Server {
@@ -140,6 +146,11 @@ impl Server {
             None => None,
         };
         let metrics_file = config.metrics_file.map(|(path, every)| textfile::Textfile::new(path, every));
+        #[cfg(feature = "web")]
+        let web = match config.web {
+            Some(cfg) => Some(web::Web::open(cfg, poll.registry())?),
+            None => None,
+        };
         Ok(Server {
             poll,
             listeners,
@@ -168,6 +179,8 @@ impl Server {
             counters: observe::Counters::new(Instant::now()),
             control,
             metrics_file,
+            #[cfg(feature = "web")]
+            web,
         })
     }
 
@@ -182,6 +195,10 @@ impl Server {
         }
         if let Some(c) = &self.control {
             log::info!("control socket {}", c.path().display());
+        }
+        #[cfg(feature = "web")]
+        if let Some(a) = self.web.as_ref().and_then(|w| w.local_addr()) {
+            log::info!("web page on http://{a}/");
         }
         match crate::net::raise_fd_limit() {
             Ok(n) => log::debug!("open-file limit {n}"),
@@ -225,6 +242,8 @@ impl Server {
                     KIND_UDP => self.on_udp_event(id, ev, now),
                     KIND_SIGNAL => self.on_signal(),
                     KIND_CONTROL => self.on_control_event(id, now),
+                    #[cfg(feature = "web")]
+                    KIND_HTTP => self.on_web_event(id, now),
                     _ => {}
                 }
             }

@@ -8,7 +8,9 @@ use super::session::{EndReason, Session};
 use super::slab::Slab;
 use crate::observe::status::Ended;
 use crate::observe::{LiveTest, Status};
-use std::collections::HashMap;
+use crate::proto::{Direction, Protocol};
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 /// A test's bytes at the last tick and its rates (bits/s) over the second before.
@@ -16,6 +18,25 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 struct Sample {
     bytes: (u64, u64),
     bps: (u64, u64),
+}
+
+/// Seconds of total throughput kept for the web page's chart.
+const HISTORY: usize = 300;
+/// Ended tests kept for the web page.
+const RECENT: usize = 32;
+
+/// A test that ended, as the web page lists it.
+#[cfg_attr(not(feature = "web"), allow(dead_code))]
+pub(super) struct Recent {
+    pub ended_unix: i64,
+    pub peer: IpAddr,
+    pub user: Option<String>,
+    pub proto: Protocol,
+    pub direction: Direction,
+    pub secs: u64,
+    pub rx: u64,
+    pub tx: u64,
+    pub result: &'static str,
 }
 
 /// Counters since the start; one owner, the loop.
@@ -30,6 +51,9 @@ pub(super) struct Counters {
     /// By session id.
     rates: HashMap<u64, Sample>,
     last_tick: Instant,
+    /// Total (received, transmitted) bits/s of each of the last seconds, oldest first.
+    history: VecDeque<(u64, u64)>,
+    recent: VecDeque<Recent>,
 }
 
 impl Counters {
@@ -43,6 +67,8 @@ impl Counters {
             ended_bytes: (0, 0),
             rates: HashMap::new(),
             last_tick: now,
+            history: VecDeque::with_capacity(HISTORY),
+            recent: VecDeque::with_capacity(RECENT),
         }
     }
 
@@ -59,6 +85,20 @@ impl Counters {
     /// A session ended; `bytes` is what it moved, (received, transmitted).
     pub(super) fn ended(&mut self, s: &Session, reason: &EndReason, bytes: (u64, u64)) {
         self.rates.remove(&s.id());
+        if self.recent.len() >= RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(Recent {
+            ended_unix: unix(SystemTime::now()),
+            peer: s.peer().ip(),
+            user: s.user().map(str::to_string),
+            proto: s.cmd().proto,
+            direction: s.cmd().direction,
+            secs: s.since().map_or(0, |t| t.elapsed().as_secs()),
+            rx: bytes.0,
+            tx: bytes.1,
+            result: reason.kind(),
+        });
         self.ended_bytes = (self.ended_bytes.0 + bytes.0, self.ended_bytes.1 + bytes.1);
         let (proto, direction, result) = (s.cmd().proto, s.cmd().direction, reason.kind());
         match self.ended.iter_mut().find(|e| (e.proto, e.direction, e.result) == (proto, direction, result)) {
@@ -79,6 +119,23 @@ impl Counters {
             rates.insert(s.id(), Sample { bytes: (rx, tx), bps: (bps(rx, prev.0), bps(tx, prev.1)) });
         }
         self.rates = rates;
+        let total = self.rates.values().fold((0, 0), |(r, t), s| (r + s.bps.0, t + s.bps.1));
+        if self.history.len() >= HISTORY {
+            self.history.pop_front();
+        }
+        self.history.push_back(total);
+    }
+
+    /// Total throughput of the last seconds, oldest first.
+    #[cfg_attr(not(feature = "web"), allow(dead_code))]
+    pub(super) fn history(&self) -> impl Iterator<Item = &(u64, u64)> {
+        self.history.iter()
+    }
+
+    /// The tests that ended last, newest first.
+    #[cfg_attr(not(feature = "web"), allow(dead_code))]
+    pub(super) fn recent(&self) -> impl Iterator<Item = &Recent> {
+        self.recent.iter().rev()
     }
 }
 

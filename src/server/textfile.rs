@@ -34,10 +34,14 @@ impl Textfile {
 }
 
 impl Server {
-    /// Once a second: the control clients' deadlines and the metrics file.
+    /// Once a second: the control and web clients' deadlines, and the metrics file.
     pub(super) fn observe_tick(&mut self, now: Instant) {
         if let Some(c) = self.control.as_mut() {
             c.expire(now, self.poll.registry());
+        }
+        #[cfg(feature = "web")]
+        if let Some(w) = self.web.as_mut() {
+            w.expire(now, self.poll.registry());
         }
         if self.metrics_file.as_ref().is_none_or(|m| m.next.is_some_and(|t| now < t)) {
             return;
