@@ -110,7 +110,7 @@ impl Web {
 
     fn is_operator(&self, ip: IpAddr, token: Option<&str>) -> bool {
         self.cfg.operators.iter().any(|c| c.contains(ip))
-            || matches!((&self.cfg.token, token), (Some(want), Some(got)) if want.as_bytes() == got.as_bytes())
+            || matches!((&self.cfg.token, token), (Some(want), Some(got)) if same_secret(want, got))
     }
 }
 
@@ -326,10 +326,28 @@ impl Server {
     }
 }
 
+/// Compares a secret in time that does not depend on where it differs.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// `"day":[rx,tx],"week":[..],"month":[..]`.
 fn write_periods(j: &mut Json, used: &[[u64; 2]; 3]) {
     for p in Period::ALL {
         let [rx, tx] = used[p.index()];
         j.key(p.as_str()).begin_array().u64(rx).u64(tx).end_array();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_secret;
+
+    #[test]
+    fn secrets_match_only_exactly() {
+        assert!(same_secret("s3cret-token-0123", "s3cret-token-0123"));
+        assert!(!same_secret("s3cret-token-0123", "s3cret-token-0124"));
+        assert!(!same_secret("s3cret-token-0123", "s3cret-token-012"));
+        assert!(!same_secret("", "x"));
     }
 }
