@@ -158,7 +158,7 @@ fn the_socket_is_for_the_service_user_its_group_and_root() {
     let (svc, group) = (65534, 65534);
     let dir = TempDir::new();
     std::os::unix::fs::chown(&dir.0, Some(svc), Some(group)).unwrap();
-    let ctl = dir.path("run/btestd.control");
+    let ctl = dir.path("btestd.control");
     let mut serve = Command::new(BIN);
     serve.args(["serve", "--listen", "127.0.0.1:0", "--no-db", "--control", &ctl]);
     serve.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());

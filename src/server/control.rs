@@ -115,9 +115,6 @@ fn bind(path: &Path) -> Result<UnixListener, ServerError> {
         }
         std::fs::remove_file(path).map_err(err)?;
     }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
     let listener = UnixListener::bind(path).map_err(err)?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660)).map_err(err)?;
     Ok(listener)

@@ -375,7 +375,7 @@ impl Server {
                 Owner::Tick => {
                     if take_if_live(&mut self.tick_armed, at) {
                         self.vitals.sample();
-                        self.counters.tick(&self.sessions, now);
+                        self.counters.tick(&mut self.sessions, now);
                         self.observe_tick(now);
                         self.apply_reload();
                         self.timers.schedule(Owner::Tick, now + Duration::from_secs(1), &mut self.tick_armed);

@@ -8,25 +8,23 @@ use super::session::{EndReason, Session};
 use super::slab::Slab;
 use crate::observe::status::Ended;
 use crate::observe::{LiveTest, Status};
+#[cfg(feature = "web")]
 use crate::proto::{Direction, Protocol};
-use std::collections::{HashMap, VecDeque};
+#[cfg(feature = "web")]
+use std::collections::VecDeque;
+#[cfg(feature = "web")]
 use std::net::IpAddr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-/// A test's bytes at the last tick and its rates (bits/s) over the second before.
-#[derive(Clone, Copy, Default)]
-struct Sample {
-    bytes: (u64, u64),
-    bps: (u64, u64),
-}
-
 /// Seconds of total throughput kept for the web page's chart.
+#[cfg(feature = "web")]
 const HISTORY: usize = 300;
 /// Ended tests kept for the web page.
+#[cfg(feature = "web")]
 const RECENT: usize = 32;
 
 /// A test that ended, as the web page lists it.
-#[cfg_attr(not(feature = "web"), allow(dead_code))]
+#[cfg(feature = "web")]
 pub(super) struct Recent {
     pub ended_unix: i64,
     pub peer: IpAddr,
@@ -48,11 +46,11 @@ pub(super) struct Counters {
     ended: Vec<Ended>,
     /// Bytes (received, transmitted) of the tests that ended.
     ended_bytes: (u64, u64),
-    /// By session id.
-    rates: HashMap<u64, Sample>,
     last_tick: Instant,
     /// Total (received, transmitted) bits/s of each of the last seconds, oldest first.
+    #[cfg(feature = "web")]
     history: VecDeque<(u64, u64)>,
+    #[cfg(feature = "web")]
     recent: VecDeque<Recent>,
 }
 
@@ -65,9 +63,10 @@ impl Counters {
             bans: 0,
             ended: Vec::new(),
             ended_bytes: (0, 0),
-            rates: HashMap::new(),
             last_tick: now,
+            #[cfg(feature = "web")]
             history: VecDeque::with_capacity(HISTORY),
+            #[cfg(feature = "web")]
             recent: VecDeque::with_capacity(RECENT),
         }
     }
@@ -84,10 +83,11 @@ impl Counters {
 
     /// A session ended; `bytes` is what it moved, (received, transmitted).
     pub(super) fn ended(&mut self, s: &Session, reason: &EndReason, bytes: (u64, u64)) {
-        self.rates.remove(&s.id());
+        #[cfg(feature = "web")]
         if self.recent.len() >= RECENT {
             self.recent.pop_front();
         }
+        #[cfg(feature = "web")]
         self.recent.push_back(Recent {
             ended_unix: unix(SystemTime::now()),
             peer: s.peer().ip(),
@@ -108,32 +108,32 @@ impl Counters {
     }
 
     /// Once a second: each test's rate since the last tick.
-    pub(super) fn tick(&mut self, sessions: &Slab<Session>, now: Instant) {
-        let ms = now.saturating_duration_since(self.last_tick).as_millis().max(1) as u64;
+    pub(super) fn tick(&mut self, sessions: &mut Slab<Session>, now: Instant) {
+        let ms = now.saturating_duration_since(self.last_tick).as_millis() as u64;
         self.last_tick = now;
-        let mut rates = HashMap::with_capacity(sessions.len());
-        for (_, s) in sessions.iter() {
-            let (rx, tx) = s.bytes();
-            let prev = self.rates.get(&s.id()).map_or((0, 0), |p| p.bytes);
-            let bps = |now: u64, before: u64| now.saturating_sub(before).saturating_mul(8000) / ms;
-            rates.insert(s.id(), Sample { bytes: (rx, tx), bps: (bps(rx, prev.0), bps(tx, prev.1)) });
+        let mut total = (0, 0);
+        for (_, s) in sessions.iter_mut() {
+            let (rx, tx) = s.sample_rate(ms);
+            total = (total.0 + rx, total.1 + tx);
         }
-        self.rates = rates;
-        let total = self.rates.values().fold((0, 0), |(r, t), s| (r + s.bps.0, t + s.bps.1));
-        if self.history.len() >= HISTORY {
-            self.history.pop_front();
+        #[cfg(feature = "web")]
+        {
+            if self.history.len() >= HISTORY {
+                self.history.pop_front();
+            }
+            self.history.push_back(total);
         }
-        self.history.push_back(total);
+        let _ = total;
     }
 
     /// Total throughput of the last seconds, oldest first.
-    #[cfg_attr(not(feature = "web"), allow(dead_code))]
+    #[cfg(feature = "web")]
     pub(super) fn history(&self) -> impl Iterator<Item = &(u64, u64)> {
         self.history.iter()
     }
 
     /// The tests that ended last, newest first.
-    #[cfg_attr(not(feature = "web"), allow(dead_code))]
+    #[cfg(feature = "web")]
     pub(super) fn recent(&self) -> impl Iterator<Item = &Recent> {
         self.recent.iter().rev()
     }
@@ -153,7 +153,7 @@ impl Server {
         for (_, s) in self.sessions.iter() {
             let (rx, tx) = s.bytes();
             live_bytes = (live_bytes.0 + rx, live_bytes.1 + tx);
-            let bps = c.rates.get(&s.id()).map_or((0, 0), |r| r.bps);
+            let bps = s.rate();
             let (user_left, address_left) = match self.acct.as_mut() {
                 Some(a) => a.ledger.left(s.user(), s.peer().ip(), wall),
                 None => (None, None),
@@ -177,7 +177,6 @@ impl Server {
                 address_left,
             });
         }
-        tests.sort_by_key(|t| t.id);
         let hs = self.guard.handshakes();
         Status {
             version: env!("CARGO_PKG_VERSION"),

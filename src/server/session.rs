@@ -192,6 +192,10 @@ pub struct Session {
     /// Set for traced peers: when the test was admitted, the clock of its
     /// trace lines.
     trace: Option<Instant>,
+    /// Bytes (received, transmitted) at the last once-a-second sample, and
+    /// the rates in bits/s over the second before it, for `btestd status`.
+    sampled: (u64, u64),
+    bps: (u64, u64),
 }
 
 /// What a closed session leaves for the loop to clean up.
@@ -236,6 +240,8 @@ impl Session {
             rx_wake: None,
             armed: None,
             peer_statuses: 0,
+            sampled: (0, 0),
+            bps: (0, 0),
             socket_share: None,
             wrong_tokens: 0,
         }
@@ -491,6 +497,21 @@ impl Session {
         if self.rx_pacer.rate_bps() != rx {
             self.rx_pacer.set_rate(rx, TokenBucket::tcp_burst(rx), now);
         }
+    }
+
+    /// Takes the once-a-second sample: the rates since the last one,
+    /// `ms` milliseconds ago; returns them (bits/s, received and transmitted).
+    pub fn sample_rate(&mut self, ms: u64) -> (u64, u64) {
+        let (rx, tx) = self.bytes();
+        let bps = |now: u64, before: u64| now.saturating_sub(before).saturating_mul(8000) / ms.max(1);
+        self.bps = (bps(rx, self.sampled.0), bps(tx, self.sampled.1));
+        self.sampled = (rx, tx);
+        self.bps
+    }
+
+    /// Rates (bits/s, received and transmitted) over the last sampled second.
+    pub fn rate(&self) -> (u64, u64) {
+        self.bps
     }
 
     /// Bytes the test moved so far: (received, transmitted).
