@@ -240,6 +240,14 @@ impl Server {
             }
         }
         let _ = c.sock.shutdown(std::net::Shutdown::Write);
+        // Unread request bytes would make the close a reset, which can
+        // discard the reply at the client: read what is already here.
+        let mut sink = [0u8; 4096];
+        for _ in 0..16 {
+            if !matches!(c.sock.read(&mut sink), Ok(n) if n > 0) {
+                break;
+            }
+        }
         Step::Done
     }
 
