@@ -122,10 +122,11 @@ fn every_list_is_one_json_document_with_the_documented_fields() {
     let ann = find("ann");
     assert_eq!((ann["enabled"].as_bool(), ann["md5"].as_bool()), (Some(true), Some(false)));
     assert!(is_utc_time(&ann["created"]), "{ann}");
-    assert_eq!(ann["budgets"], serde_json::json!([{"period": "day", "dir": "total", "bytes": 10_000_000_000u64}]));
+    assert_eq!(ann["day_total"].as_u64(), Some(10_000_000_000), "{ann}");
+    assert_eq!((ann["day_rx"].as_u64(), ann["month_total"].as_u64()), (Some(0), Some(0)), "0 = unlimited");
     let bob = find("bob");
     assert_eq!((bob["enabled"].as_bool(), bob["md5"].as_bool()), (Some(false), Some(true)));
-    assert_eq!(items(&bob, "budgets").len(), 0);
+    assert_eq!(bob.as_object().unwrap().len(), 4 + 9, "name, enabled, md5, created and nine budget cells");
     find("ann \"the\" admin");
     let text = ok(&db, &["user", "list", "--format", "json"]);
     assert!(!text.contains("secret") && !text.contains("\"pw\""), "no secrets: {text}");
@@ -141,12 +142,8 @@ fn every_list_is_one_json_document_with_the_documented_fields() {
     has("anonymous", Value::Null, "day", "total", 5_000_000);
     has("ip", "10.0.0.0/8".into(), "week", "tx", 2_000_000_000);
     has("user", "ann".into(), "day", "total", 10_000_000_000);
-    assert_eq!(quotas["ipv6_prefix"], 64);
-    assert!(quotas["retention_days"].as_u64().unwrap() > 0);
-    assert!(quotas["timezone"] == "local" || quotas["timezone"] == "utc");
 
     let usage = json(&db, &["usage"]);
-    assert!(is_utc_time(&usage["time"]));
     let rows = items(&usage, "usage");
     let row = |scope: &str, period: &str| {
         rows.iter().find(|r| r["scope"] == scope && r["period"] == period).unwrap_or_else(|| panic!("{rows:?}")).clone()
@@ -156,14 +153,16 @@ fn every_list_is_one_json_document_with_the_documented_fields() {
     let (rx, tx) = (day["rx_bytes"].as_u64().unwrap(), day["tx_bytes"].as_u64().unwrap());
     assert!(rx > 1_000_000 && tx > 500_000, "{day}");
     assert_eq!(day["total_bytes"].as_u64(), Some(rx + tx));
-    assert_eq!(day["budget"]["dir"], "total");
-    assert_eq!(day["budget"]["limit_bytes"].as_u64(), Some(10_000_000_000));
-    assert_eq!(day["budget"]["remaining_bytes"].as_u64(), Some(10_000_000_000 - rx - tx));
-    assert!(row("user", "week")["budget"].is_null(), "ann has no weekly budget");
+    assert_eq!(day["limit_dir"], "total");
+    assert_eq!(day["limit_bytes"].as_u64(), Some(10_000_000_000));
+    assert_eq!(day["remaining_bytes"].as_u64(), Some(10_000_000_000 - rx - tx));
+    let week = row("user", "week");
+    assert!(week["limit_dir"].is_null() && week["remaining_bytes"].is_null(), "no weekly budget: {week}");
+    assert_eq!(week["limit_bytes"], 0);
     let ip_month = row("ip", "month");
     assert_eq!(ip_month["subject"], "127.0.0.1");
     assert_eq!(ip_month["rx_bytes"].as_u64(), Some(rx), "the same bytes, counted for the address");
-    assert_eq!(ip_month["budget"]["remaining_bytes"].as_u64(), Some(1_000_000_000 - rx));
+    assert_eq!(ip_month["remaining_bytes"].as_u64(), Some(1_000_000_000 - rx));
     assert!(ip_month["period_key"].as_str().unwrap().len() >= 7);
     let only_ann = json(&db, &["usage", "--user", "ann", "--period", "week"]);
     assert_eq!(items(&only_ann, "usage").len(), 1, "{only_ann}");
@@ -173,15 +172,15 @@ fn every_list_is_one_json_document_with_the_documented_fields() {
     assert_eq!(sessions.len(), 1, "{sessions:?}");
     let t = &sessions[0];
     assert_eq!(
-        (t["user"].as_str(), t["peer_ip"].as_str(), t["protocol"].as_str()),
+        (t["user"].as_str(), t["peer_ip"].as_str(), t["proto"].as_str()),
         (Some("ann"), Some("127.0.0.1"), Some("tcp"))
     );
     assert_eq!(t["direction"], "both");
     assert_eq!((t["rx_bytes"].as_u64(), t["tx_bytes"].as_u64()), (Some(rx), Some(tx)), "{t}");
     assert!(is_utc_time(&t["started"]) && is_utc_time(&t["ended"]), "{t}");
-    assert!((1..=4).contains(&t["secs"].as_u64().unwrap()), "{t}");
+    assert!(t["started"].as_str() < t["ended"].as_str(), "{t}");
     assert_eq!(t["end_reason"], "peer-closed");
-    assert_eq!(t["merged_sessions"], 1);
+    assert_eq!(t["sessions"], 1, "one test, not a merged row");
     assert!(t["id"].as_i64().unwrap() > 0);
 
     let (code, _, err) = self::run(&db, &["usage", "--format", "xml"], "");

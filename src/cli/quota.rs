@@ -4,8 +4,7 @@
 use super::db::{open_for_read, open_for_write};
 use super::exit::{CmdResult, finish};
 use super::parse::parse_bytes;
-use super::table::{Format, Table, print_json};
-use crate::json::Json;
+use super::table::{Format, Table};
 use crate::quota::{Cidr, Dir, PartialLimits, Period, format_amount};
 use crate::store::LimitScope;
 use crate::store::config::{LimitRow, SETTING_IPV6_PREFIX, SETTING_RETENTION_DAYS, SETTING_TIMEZONE};
@@ -218,28 +217,7 @@ fn quota_list(a: QuotaList) -> CmdResult {
     let rows: Vec<LimitRow> = store.list_limits().map_err(|e| e.to_string())?;
     let cfg = store.load_quota_config().map_err(|e| e.to_string())?;
     let retention = store.retention_days().map_err(|e| e.to_string())?;
-    if fmt == Format::Json {
-        let mut j = Json::new();
-        j.begin_object().key("budgets").begin_array();
-        for r in &rows {
-            let (scope, subject) = scope_columns(&r.scope);
-            j.begin_object().key("scope").str(&scope).key("subject");
-            if r.scope == LimitScope::Anonymous {
-                j.null()
-            } else {
-                j.str(&subject)
-            };
-            j.key("period").str(r.period.as_str()).key("dir").str(r.dir.as_str()).key("bytes").u64(r.bytes);
-            j.end_object();
-        }
-        j.end_array();
-        j.key("timezone").str(if cfg.utc { "utc" } else { "local" });
-        j.key("ipv6_prefix").u64(u64::from(cfg.ipv6_prefix));
-        j.key("retention_days").u64(u64::from(retention));
-        j.end_object();
-        return print_json(j);
-    }
-    let mut out = Table::new(fmt == Format::Csv);
+    let mut out = Table::new(fmt, "budgets");
     if out.csv {
         out.header(["scope", "subject", "period", "dir", "bytes"].map(String::from).to_vec());
     } else {

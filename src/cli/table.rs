@@ -28,15 +28,20 @@ impl FromStr for Format {
     }
 }
 
-/// A text table with aligned columns, or CSV.
+/// A text table with aligned columns, or CSV, or JSON. CSV and JSON get
+/// the same machine-readable rows: the CSV header names the JSON fields.
 pub(super) struct Table {
+    /// Rows are machine-readable (CSV or JSON), not for people.
     pub(super) csv: bool,
+    json: Option<&'static str>,
     rows: Vec<Vec<String>>,
 }
 
 impl Table {
-    pub(super) fn new(csv: bool) -> Table {
-        Table { csv, rows: Vec::new() }
+    /// A table printed as `format`; as JSON it is `{"<name>":[{...},...]}`.
+    pub(super) fn new(format: Format, name: &'static str) -> Table {
+        let json = (format == Format::Json).then_some(name);
+        Table { csv: format != Format::Text, json, rows: Vec::new() }
     }
 
     pub(super) fn header(&mut self, h: Vec<String>) {
@@ -52,6 +57,9 @@ impl Table {
     pub(super) fn print(&self) -> Result<(), String> {
         let mut out = std::io::stdout().lock();
         let w = |e: std::io::Error| format!("cannot write the output: {e}");
+        if let Some(name) = self.json {
+            return out.write_all(self.json(name).as_bytes()).map_err(w);
+        }
         if self.csv {
             for r in &self.rows {
                 let line: Vec<String> = r.iter().map(|f| csv_field(f)).collect();
@@ -81,9 +89,49 @@ impl Table {
     }
 }
 
-/// Writes one JSON document to standard output.
-pub(super) fn print_json(j: crate::json::Json) -> Result<(), String> {
-    std::io::stdout().lock().write_all(j.finish().as_bytes()).map_err(|e| format!("cannot write the output: {e}"))
+impl Table {
+    /// The rows as one JSON object: a field per header; counts and bytes as
+    /// numbers, yes/no as booleans, empty cells as null.
+    fn json(&self, name: &str) -> String {
+        let mut j = crate::json::Json::new();
+        j.begin_object().key(name).begin_array();
+        let head = self.rows.first().map_or(&[][..], Vec::as_slice);
+        for r in self.rows.iter().skip(1) {
+            j.begin_object();
+            for (h, v) in head.iter().zip(r) {
+                j.key(h);
+                match (kind(h), v.as_str()) {
+                    (_, "") => j.null(),
+                    (Kind::Number, n) => match n.parse::<u64>() {
+                        Ok(n) => j.u64(n),
+                        Err(_) => j.str(n),
+                    },
+                    (Kind::Bool, b) => j.bool(b == "yes"),
+                    (Kind::Text, s) => j.str(s),
+                };
+            }
+            j.end_object();
+        }
+        j.end_array().end_object();
+        j.finish()
+    }
+}
+
+enum Kind {
+    Number,
+    Bool,
+    Text,
+}
+
+/// A column's JSON type, by its name.
+fn kind(header: &str) -> Kind {
+    let budget_cell = ["day_", "week_", "month_"].iter().any(|p| header.starts_with(p));
+    match header {
+        "enabled" | "md5" => Kind::Bool,
+        "id" | "bytes" | "sessions" => Kind::Number,
+        h if budget_cell || h.ends_with("_bytes") || h.ends_with("_packets") => Kind::Number,
+        _ => Kind::Text,
+    }
 }
 
 /// Quotes a CSV field only when it needs it (RFC 4180).
@@ -107,6 +155,20 @@ pub(super) fn iso_time(unix: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_rows_are_typed_by_column() {
+        let mut t = Table::new(Format::Json, "things");
+        t.header(["id", "name", "enabled", "rx_bytes", "day_total", "note"].map(String::from).to_vec());
+        t.row(["7", "a\"b", "yes", "123", "0", ""].map(String::from).to_vec());
+        t.row(["8", "42", "no", "x", "5", "n"].map(String::from).to_vec());
+        let v: serde_json::Value = serde_json::from_str(&t.json("things")).unwrap();
+        let want = serde_json::json!({"things": [
+            {"id": 7, "name": "a\"b", "enabled": true, "rx_bytes": 123, "day_total": 0, "note": null},
+            {"id": 8, "name": "42", "enabled": false, "rx_bytes": "x", "day_total": 5, "note": "n"}]});
+        assert_eq!(v, want);
+        assert_eq!(Table::new(Format::Json, "none").json("none"), "{\"none\":[]}\n");
+    }
 
     #[test]
     fn times_format_as_utc_and_csv_quotes() {

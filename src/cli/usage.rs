@@ -3,8 +3,7 @@
 
 use super::db::open_for_read;
 use super::exit::{CmdResult, finish};
-use super::table::{Format, Table, iso_time, local_time, print_json};
-use crate::json::Json;
+use super::table::{Format, Table, iso_time, local_time};
 use crate::quota::{Date, Dir, IpKey, Limits, Period, PeriodKey, QuotaConfig, Subject, format_amount};
 use crate::store::usage::{MERGED_REASON, UsageFilter};
 use crate::store::{Store, StoreError};
@@ -82,33 +81,7 @@ fn usage_cmd(a: UsageArgs) -> CmdResult {
         }
     }
     rows.sort_by(|x, y| (&x.subject, x.key.period()).cmp(&(&y.subject, y.key.period())));
-    if fmt == Format::Json {
-        let mut j = Json::new();
-        j.begin_object().key("time").time(crate::quota::period::unix_secs(SystemTime::now()));
-        j.key("timezone").str(if cfg.utc { "utc" } else { "local" }).key("usage").begin_array();
-        for r in &rows {
-            let period = r.key.period();
-            j.begin_object().key("scope").str(r.subject.scope()).key("subject");
-            match &r.subject {
-                Subject::Anonymous => j.null(),
-                s => j.str(&s.column()),
-            };
-            j.key("period").str(period.as_str()).key("period_key").str(&r.key.to_string());
-            j.key("rx_bytes").u64(r.rx).key("tx_bytes").u64(r.tx).key("total_bytes").u64(r.rx.saturating_add(r.tx));
-            j.key("budget");
-            match tightest_budget(&limits_for(&cfg, &r.subject), period, r.rx, r.tx) {
-                Some((d, limit, left)) => {
-                    j.begin_object().key("dir").str(d.as_str()).key("limit_bytes").u64(limit);
-                    j.key("remaining_bytes").u64(left).end_object()
-                }
-                None => j.null(),
-            };
-            j.end_object();
-        }
-        j.end_array().end_object();
-        return print_json(j);
-    }
-    let mut out = Table::new(fmt == Format::Csv);
+    let mut out = Table::new(fmt, "usage");
     if out.csv {
         out.header(
             [
@@ -205,22 +178,7 @@ fn sessions_cmd(store: &Store, a: &UsageArgs, fmt: Format) -> CmdResult {
         return Err("--sessions lists by --user or --ip; anonymous tests have no user column to filter on".into());
     }
     let rows = store.recent_sessions(a.user.as_deref(), a.ip, a.limit).map_err(|e: StoreError| e.to_string())?;
-    if fmt == Format::Json {
-        let mut j = Json::new();
-        j.begin_object().key("sessions").begin_array();
-        for s in &rows {
-            j.begin_object().key("id").i64(s.id).key("started").time(s.started).key("ended").time(s.ended);
-            j.key("secs").u64(s.ended.saturating_sub(s.started).max(0) as u64);
-            j.key("user").opt_str(s.user.as_deref()).key("peer_ip").str(&s.peer_ip);
-            j.key("protocol").str(&s.proto).key("direction").str(&s.direction);
-            j.key("rx_bytes").u64(s.rx_bytes).key("tx_bytes").u64(s.tx_bytes);
-            j.key("lost_packets").u64(s.lost_packets).key("end_reason").str(&s.end_reason);
-            j.key("merged_sessions").u64(s.merged).end_object();
-        }
-        j.end_array().end_object();
-        return print_json(j);
-    }
-    let mut out = Table::new(fmt == Format::Csv);
+    let mut out = Table::new(fmt, "sessions");
     if out.csv {
         out.header(
             [

@@ -7,8 +7,7 @@ use super::exit::{CmdResult, finish};
 use super::parse::parse_bytes;
 use super::password::password_from;
 use super::quota::limit_cells;
-use super::table::{Format, Table, iso_time, local_time, print_json};
-use crate::json::Json;
+use super::table::{Format, Table, iso_time, local_time};
 use crate::quota::{Dir, Limits, Period, format_amount};
 use crate::store::UserChange;
 use argh::FromArgs;
@@ -236,24 +235,8 @@ fn user_list(a: UserList) -> CmdResult {
     let fmt: Format = a.format.parse()?;
     let store = open_for_read(&a.db)?;
     let users = store.list_users().map_err(|e| e.to_string())?;
-    if fmt == Format::Json {
-        let mut j = Json::new();
-        j.begin_object().key("users").begin_array();
-        for u in &users {
-            j.begin_object();
-            j.key("name").str(&u.name).key("enabled").bool(u.enabled).key("md5").bool(u.md5);
-            j.key("created").time(u.created).key("budgets").begin_array();
-            for (p, d, b) in u.limits.iter() {
-                j.begin_object().key("period").str(p.as_str()).key("dir").str(d.as_str()).key("bytes").u64(b);
-                j.end_object();
-            }
-            j.end_array().end_object();
-        }
-        j.end_array().end_object();
-        return print_json(j);
-    }
     let yes = |b: bool| if b { "yes" } else { "no" }.to_string();
-    let mut out = Table::new(fmt == Format::Csv);
+    let mut out = Table::new(fmt, "users");
     if out.csv {
         let mut h: Vec<String> = ["name", "enabled", "md5", "created"].map(String::from).to_vec();
         h.extend(limit_headers_csv());
