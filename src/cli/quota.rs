@@ -74,6 +74,9 @@ pub struct QuotaSet {
     /// database file
     #[argh(option)]
     pub db: Option<PathBuf>,
+    /// flash copy of the database: restored when the database is missing, saved after a change (default: the build\'s, if any)
+    #[argh(option)]
+    pub persist: Option<PathBuf>,
 }
 
 /// List every budget and the quota settings.
@@ -86,6 +89,9 @@ pub struct QuotaList {
     /// database file
     #[argh(option)]
     pub db: Option<PathBuf>,
+    /// flash copy of the database: restored when the database is missing, saved after a change (default: the build\'s, if any)
+    #[argh(option)]
+    pub persist: Option<PathBuf>,
 }
 
 /// Remove all budgets of a block, the address default, anonymous tests or a user.
@@ -107,6 +113,9 @@ pub struct QuotaDel {
     /// database file
     #[argh(option)]
     pub db: Option<PathBuf>,
+    /// flash copy of the database: restored when the database is missing, saved after a change (default: the build\'s, if any)
+    #[argh(option)]
+    pub persist: Option<PathBuf>,
 }
 
 /// Show or change quota settings: time zone of periods, IPv6 grouping, retention.
@@ -125,6 +134,9 @@ pub struct QuotaConfigArgs {
     /// database file
     #[argh(option)]
     pub db: Option<PathBuf>,
+    /// flash copy of the database: restored when the database is missing, saved after a change (default: the build\'s, if any)
+    #[argh(option)]
+    pub persist: Option<PathBuf>,
 }
 
 /// The nine budget options of `quota set` and `user set`, day/week/month
@@ -186,18 +198,22 @@ fn quota_set(a: QuotaSet) -> CmdResult {
     if limits.is_empty() {
         return Err("give at least one budget, e.g. --day-total 10G or --month-rx 500GiB (0 = unlimited)".into());
     }
-    let mut store = open_for_write(&a.db)?;
+    let mut db = open_for_write(&a.db, &a.persist)?;
+    let store = &mut db.store;
     store.set_limits(&scope, &limits).map_err(|e| e.to_string())?;
+    db.saved()?;
     println!("budgets of {scope} updated");
     Ok(())
 }
 
 fn quota_del(a: QuotaDel) -> CmdResult {
     let scope = scope_of(&a.ip, a.ip_default, a.anonymous, &a.user)?;
-    let mut store = open_for_write(&a.db)?;
+    let mut db = open_for_write(&a.db, &a.persist)?;
+    let store = &mut db.store;
     if !store.del_limits(&scope).map_err(|e| e.to_string())? {
         return Err(format!("{scope} has no budgets set; 'btestd quota list' shows them"));
     }
+    db.saved()?;
     println!("budgets of {scope} removed");
     Ok(())
 }
@@ -213,7 +229,7 @@ fn scope_columns(s: &LimitScope) -> (String, String) {
 
 fn quota_list(a: QuotaList) -> CmdResult {
     let fmt: Format = a.format.parse()?;
-    let store = open_for_read(&a.db)?;
+    let store = open_for_read(&a.db, &a.persist)?;
     let rows: Vec<LimitRow> = store.list_limits().map_err(|e| e.to_string())?;
     let cfg = store.load_quota_config().map_err(|e| e.to_string())?;
     let retention = store.retention_days().map_err(|e| e.to_string())?;
@@ -264,7 +280,7 @@ fn quota_config(a: QuotaConfigArgs) -> CmdResult {
         pairs.push((SETTING_RETENTION_DAYS, d.to_string()));
     }
     if pairs.is_empty() {
-        let store = open_for_read(&a.db)?;
+        let store = open_for_read(&a.db, &a.persist)?;
         let cfg = store.load_quota_config().map_err(|e| e.to_string())?;
         let retention = store.retention_days().map_err(|e| e.to_string())?;
         println!("timezone: {}", if cfg.utc { "utc" } else { "local" });
@@ -272,8 +288,10 @@ fn quota_config(a: QuotaConfigArgs) -> CmdResult {
         println!("retention-days: {retention}");
         return Ok(());
     }
-    let mut store = open_for_write(&a.db)?;
+    let mut db = open_for_write(&a.db, &a.persist)?;
+    let store = &mut db.store;
     store.set_settings(&pairs).map_err(|e| e.to_string())?;
+    db.saved()?;
     println!("settings updated");
     Ok(())
 }

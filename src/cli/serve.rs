@@ -120,6 +120,12 @@ pub struct ServeArgs {
     /// let other web clients see their own address's tests, usage and budget
     #[argh(switch)]
     pub http_visitors: bool,
+    /// keep a copy of the database here (flash, with --db in RAM): restored when --db is missing, saved on changes, every --persist-interval and at stop; '' = none
+    #[argh(option)]
+    pub persist: Option<std::path::PathBuf>,
+    /// seconds between saves of the --persist copy while tests run (default 3600)
+    #[argh(option, default = "Duration::from_secs(3600)", from_str_fn(parse_seconds))]
+    pub persist_interval: Duration,
     /// log debug details
     #[argh(switch, short = 'v')]
     pub verbose: bool,
@@ -144,11 +150,23 @@ fn open_store(a: &ServeArgs) -> Result<Option<crate::store::Startup>, crate::sto
         log::info!("no database (--no-db): tests are not accounted and users come only from --user");
         return Ok(None);
     }
-    let config = WriterConfig { flush_interval: a.flush_interval, ..WriterConfig::default() };
+    let persist = crate::store::persist_path(&a.persist);
+    let config = WriterConfig {
+        flush_interval: a.flush_interval,
+        persist: persist.clone(),
+        persist_interval: a.persist_interval,
+        ..WriterConfig::default()
+    };
+    let live = a.db.clone().unwrap_or_else(crate::store::default_db_path);
+    if let Some(flash) = &persist {
+        if crate::store::persist::restore_if_missing(&live, flash)? {
+            log::info!("database {} restored from {}", live.display(), flash.display());
+        }
+    }
     match &a.db {
         Some(path) => Startup::open(path, config).map(Some),
         None => {
-            let path = crate::store::default_db_path();
+            let path = live;
             let existed = path.exists();
             match Startup::open(&path, config) {
                 Ok(st) => Ok(Some(st)),
@@ -235,6 +253,14 @@ pub fn serve(a: ServeArgs) -> i32 {
     }
     if a.metrics_interval.is_zero() {
         log::error!("--metrics-interval must be at least 1 second");
+        return 1;
+    }
+    if a.persist_interval < Duration::from_secs(1) {
+        log::error!("--persist-interval must be at least 1 second");
+        return 1;
+    }
+    if a.persist.as_ref().is_some_and(|p| Some(p) == a.db.as_ref()) {
+        log::error!("--persist names the database itself: give the copy its own path (on flash, with --db in RAM)");
         return 1;
     }
     let (users, secret, accounting) = match open_store(&a) {

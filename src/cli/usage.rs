@@ -40,6 +40,9 @@ pub struct UsageArgs {
     /// database file
     #[argh(option)]
     pub db: Option<PathBuf>,
+    /// flash copy of the database: restored when the database is missing, saved after a change (default: the build\'s, if any)
+    #[argh(option)]
+    pub persist: Option<PathBuf>,
 }
 
 /// Runs `btestd usage`.
@@ -54,7 +57,7 @@ fn usage_cmd(a: UsageArgs) -> CmdResult {
     if filters > 1 {
         return Err("give at most one of --user, --ip and --anonymous".into());
     }
-    let store = open_for_read(&a.db)?;
+    let store = open_for_read(&a.db, &a.persist)?;
     if a.sessions {
         return sessions_cmd(&store, &a, fmt);
     }

@@ -52,6 +52,9 @@ pub struct UserAdd {
     /// database file (default /var/lib/btestd/btestd.db; /var/db/btestd/btestd.db on FreeBSD)
     #[argh(option)]
     pub db: Option<PathBuf>,
+    /// flash copy of the database: restored when the database is missing, saved after a change (default: the build\'s, if any)
+    #[argh(option)]
+    pub persist: Option<PathBuf>,
 }
 
 /// Delete a user and its limits (its usage history stays).
@@ -64,6 +67,9 @@ pub struct UserDel {
     /// database file
     #[argh(option)]
     pub db: Option<PathBuf>,
+    /// flash copy of the database: restored when the database is missing, saved after a change (default: the build\'s, if any)
+    #[argh(option)]
+    pub persist: Option<PathBuf>,
 }
 
 /// List users and their limits (never secrets).
@@ -76,6 +82,9 @@ pub struct UserList {
     /// database file
     #[argh(option)]
     pub db: Option<PathBuf>,
+    /// flash copy of the database: restored when the database is missing, saved after a change (default: the build\'s, if any)
+    #[argh(option)]
+    pub persist: Option<PathBuf>,
 }
 
 /// Change a user's password, state or limits (amounts like 10G or 512MiB; 0 = unlimited).
@@ -133,6 +142,9 @@ pub struct UserSet {
     /// database file
     #[argh(option)]
     pub db: Option<PathBuf>,
+    /// flash copy of the database: restored when the database is missing, saved after a change (default: the build\'s, if any)
+    #[argh(option)]
+    pub persist: Option<PathBuf>,
 }
 
 /// Runs `btestd user ...`.
@@ -154,8 +166,10 @@ fn user_add(a: UserAdd) -> CmdResult {
             a.name
         ));
     };
-    let mut store = open_for_write(&a.db)?;
+    let mut db = open_for_write(&a.db, &a.persist)?;
+    let store = &mut db.store;
     store.add_user(&a.name, &password, a.md5, !a.disabled).map_err(|e| e.to_string())?;
+    db.saved()?;
     println!(
         "user '{}' added{}{}",
         a.name,
@@ -166,8 +180,10 @@ fn user_add(a: UserAdd) -> CmdResult {
 }
 
 fn user_del(a: UserDel) -> CmdResult {
-    let mut store = open_for_write(&a.db)?;
+    let mut db = open_for_write(&a.db, &a.persist)?;
+    let store = &mut db.store;
     store.del_user(&a.name).map_err(|e| e.to_string())?;
+    db.saved()?;
     println!("user '{}' deleted", a.name);
     Ok(())
 }
@@ -212,8 +228,10 @@ fn user_set(a: UserSet) -> CmdResult {
                     such as --day-total 10G"
             .into());
     }
-    let mut store = open_for_write(&a.db)?;
+    let mut db = open_for_write(&a.db, &a.persist)?;
+    let store = &mut db.store;
     store.change_user(&a.name, &change, &limits).map_err(|e| e.to_string())?;
+    db.saved()?;
     println!("user '{}' updated", a.name);
     Ok(())
 }
@@ -233,7 +251,7 @@ fn limit_headers_csv() -> Vec<String> {
 
 fn user_list(a: UserList) -> CmdResult {
     let fmt: Format = a.format.parse()?;
-    let store = open_for_read(&a.db)?;
+    let store = open_for_read(&a.db, &a.persist)?;
     let users = store.list_users().map_err(|e| e.to_string())?;
     let yes = |b: bool| if b { "yes" } else { "no" }.to_string();
     let mut out = Table::new(fmt, "users");

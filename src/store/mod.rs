@@ -8,6 +8,7 @@
 
 pub mod config;
 pub mod error;
+pub mod persist;
 pub mod schema;
 mod snapshot;
 pub mod startup;
@@ -17,6 +18,7 @@ pub mod writer;
 
 pub use config::LimitScope;
 pub use error::{Result, StoreError};
+pub use persist::persist_path;
 pub use startup::Startup;
 pub use usage::{Batch, SessionInfo, SessionRecord};
 pub use users::{UserChange, UserInfo};

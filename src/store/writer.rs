@@ -37,6 +37,11 @@ pub struct WriterConfig {
     pub session_cap: usize,
     /// How long shutdown keeps retrying a failing commit before giving up.
     pub drain_timeout: Duration,
+    /// A copy of the database kept elsewhere (flash, while the live file is
+    /// in RAM): written after a configuration change, at shutdown, and
+    /// every `persist_interval` when usage was committed since the last one.
+    pub persist: Option<PathBuf>,
+    pub persist_interval: Duration,
 }
 
 impl Default for WriterConfig {
@@ -46,6 +51,8 @@ impl Default for WriterConfig {
             reload_check: Duration::from_millis(500),
             session_cap: 10_000,
             drain_timeout: Duration::from_secs(10),
+            persist: None,
+            persist_interval: Duration::from_secs(3600),
         }
     }
 }
@@ -156,6 +163,7 @@ impl Writer {
             episode: None,
             reload_failing: false,
             pruned_on: None,
+            unsaved: false,
         };
         let thread = std::thread::Builder::new()
             .name("btestd-store".into())
@@ -300,6 +308,8 @@ struct Worker {
     reload_failing: bool,
     /// Day the old rows were last pruned.
     pruned_on: Option<Date>,
+    /// Commits since the last persisted copy.
+    unsaved: bool,
 }
 
 impl Worker {
@@ -307,9 +317,13 @@ impl Worker {
         let start = Instant::now();
         let mut next_flush = start + self.config.flush_interval;
         let mut next_check = start + self.config.reload_check;
+        let mut next_persist = start + self.config.persist_interval;
         self.prune_daily();
         loop {
-            let wake = next_flush.min(next_check);
+            let mut wake = next_flush.min(next_check);
+            if self.config.persist.is_some() {
+                wake = wake.min(next_persist);
+            }
             match ctl.recv_timeout(wake.saturating_duration_since(Instant::now())) {
                 Ok(Control::Reload) => {
                     if self.ensure_file().is_ok() {
@@ -322,6 +336,7 @@ impl Worker {
                 }
                 Ok(Control::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
                     self.drain();
+                    self.persist("at stop", false);
                     return;
                 }
                 Err(RecvTimeoutError::Timeout) => {}
@@ -338,6 +353,30 @@ impl Worker {
                 }
                 next_check = now + self.config.reload_check;
             }
+            if now >= next_persist {
+                self.persist("on interval", false);
+                next_persist = now + self.config.persist_interval;
+            }
+        }
+    }
+
+    /// Writes the flash copy, if there is one and it is behind (or always,
+    /// when `force`); a failure is logged and the next interval, change or
+    /// stop tries again.
+    fn persist(&mut self, why: &str, force: bool) {
+        let (Some(target), Some(store)) = (self.config.persist.as_ref(), self.store.as_ref()) else { return };
+        if !force && !self.unsaved && target.exists() {
+            return;
+        }
+        match super::persist::save(store, target) {
+            Ok(bytes) => {
+                self.unsaved = false;
+                log::info!("database saved to {} ({why}, {bytes} bytes)", target.display());
+            }
+            Err(e) => log::error!(
+                "cannot save the database copy ({why}): {e}; usage since the last copy is only in {}",
+                self.path.display()
+            ),
         }
     }
 
@@ -354,6 +393,7 @@ impl Worker {
             Ok(()) => {
                 let took = started.elapsed();
                 self.pending = Batch::new(self.config.session_cap);
+                self.unsaved = true;
                 if let Some(ep) = self.episode.take() {
                     log::info!(
                         "usage is being saved to {} again after {} s of failures; {deltas} usage entries and \
@@ -515,6 +555,7 @@ impl Worker {
                 self.quota = reload.quota.clone();
                 self.snapshot = snapshot;
                 let _ = self.reloads.send(reload);
+                self.persist("users or limits changed", true);
             }
             Ok(None) => {}
             Err(e) => {

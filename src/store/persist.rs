@@ -1,0 +1,145 @@
+//! The database's copy on flash, for routers that keep the live file in
+//! RAM (nlbwmon's convention): flash sees one whole-file write per persist
+//! instead of a commit a second, and a reboot restores the last copy.
+//!
+//! A copy is made with `VACUUM INTO` a temporary file beside the target,
+//! fsynced and renamed over it, so the flash side always holds either the
+//! old copy or the new one, never half of one.
+
+use super::Store;
+use super::error::{Result, StoreError};
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// The flash copy a build uses when `--persist` is not given: set at
+/// compile time (`BTESTD_DEFAULT_PERSIST`, the OpenWrt package sets it), so
+/// the daemon and every CLI command agree without a configuration file.
+pub fn default_persist_path() -> Option<PathBuf> {
+    option_env!("BTESTD_DEFAULT_PERSIST").filter(|p| !p.is_empty()).map(PathBuf::from)
+}
+
+/// `--persist` as given: a path, `""` for no flash copy, or the build's default.
+pub fn persist_path(flag: &Option<PathBuf>) -> Option<PathBuf> {
+    match flag {
+        Some(p) if p.as_os_str().is_empty() => None,
+        Some(p) => Some(p.clone()),
+        None => default_persist_path(),
+    }
+}
+
+/// `dir/.NAME.tmp.PID`: beside `path` (so the rename stays on one file
+/// system) and per process (a CLI command and the daemon may persist at once).
+fn temp_beside(path: &Path) -> PathBuf {
+    let mut name = OsString::from(".");
+    name.push(path.file_name().unwrap_or_default());
+    name.push(format!(".tmp.{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+fn io_err(path: &Path, what: &str, e: &io::Error) -> StoreError {
+    StoreError::Io { path: path.to_path_buf(), detail: format!("{what}: {e}") }
+}
+
+fn make_parent(path: &Path) -> Result<()> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        Some(dir) => fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|source| StoreError::CreateDir { dir: dir.to_path_buf(), source }),
+        None => Ok(()),
+    }
+}
+
+/// Makes a rename in `path`'s directory durable.
+fn sync_dir(path: &Path) -> io::Result<()> {
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    File::open(dir)?.sync_all()
+}
+
+/// Writes a consistent copy of `store` to `target` atomically; returns its size.
+pub fn save(store: &Store, target: &Path) -> Result<u64> {
+    make_parent(target)?;
+    let tmp = temp_beside(target);
+    // VACUUM INTO takes an empty file: made here so the copy is private
+    // (validators, MD5 secrets) from the first byte; a crash's leftover goes.
+    let _ = fs::remove_file(&tmp);
+    let result = (|| {
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| io_err(target, "cannot create the new copy", &e))?;
+        let name = tmp.to_str().ok_or_else(|| StoreError::Usage(format!("{} is not UTF-8", tmp.display())))?;
+        store.conn().execute("VACUUM INTO ?1", [name]).map_err(|e| StoreError::from_sql(target, e))?;
+        let file = File::open(&tmp).map_err(|e| io_err(target, "cannot reopen the new copy", &e))?;
+        // SQLite does not sync a VACUUM INTO file; a power cut after the
+        // rename must find the data there.
+        file.sync_all().map_err(|e| io_err(target, "cannot sync the new copy", &e))?;
+        let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+        fs::rename(&tmp, target).map_err(|e| io_err(target, "cannot replace the old copy", &e))?;
+        sync_dir(target).map_err(|e| io_err(target, "cannot sync its directory", &e))?;
+        Ok(size)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Copies `flash` to `live` when `live` is missing (after a reboot emptied
+/// RAM) and `flash` exists; true when it did. Stale -wal/-shm files of a
+/// lost live database are removed first: they belong to another file.
+pub fn restore_if_missing(live: &Path, flash: &Path) -> Result<bool> {
+    if live.exists() || !flash.exists() {
+        return Ok(false);
+    }
+    make_parent(live)?;
+    for suffix in ["-wal", "-shm"] {
+        let mut side = live.as_os_str().to_owned();
+        side.push(suffix);
+        let _ = fs::remove_file(PathBuf::from(side));
+    }
+    let tmp = temp_beside(live);
+    let _ = fs::remove_file(&tmp);
+    let result = (|| {
+        let mut from = File::open(flash).map_err(|e| io_err(flash, "cannot read the saved copy", &e))?;
+        let mut to = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| io_err(live, "cannot create the restored copy", &e))?;
+        io::copy(&mut from, &mut to).map_err(|e| io_err(live, "cannot copy the saved database", &e))?;
+        to.sync_all().map_err(|e| io_err(live, "cannot sync the restored copy", &e))?;
+        fs::rename(&tmp, live).map_err(|e| io_err(live, "cannot put the restored copy in place", &e))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map(|()| true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_flag_turns_the_copy_off_and_a_path_wins() {
+        assert_eq!(persist_path(&Some(PathBuf::new())), None);
+        assert_eq!(persist_path(&Some("/x/y.db".into())), Some(PathBuf::from("/x/y.db")));
+        assert_eq!(persist_path(&None), default_persist_path());
+    }
+
+    #[test]
+    fn temporary_files_sit_beside_the_target_and_are_hidden() {
+        let t = temp_beside(Path::new("/etc/btestd/btestd.db"));
+        assert_eq!(t.parent(), Some(Path::new("/etc/btestd")));
+        let name = t.file_name().unwrap().to_str().unwrap();
+        assert!(name.starts_with(".btestd.db.tmp."), "{name}");
+    }
+}
