@@ -22,5 +22,6 @@ pub mod store;
 pub mod stream;
 pub mod sysrand;
 pub mod trace;
+pub mod tz;
 pub mod udp;
 pub mod zerocopy;

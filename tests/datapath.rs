@@ -30,7 +30,7 @@ fn server(path: Path, args: &[&str]) -> Server {
         Path::ZeroCopy => ("zero-copy", ZERO_COPY),
         Path::Portable => ("portable", PORTABLE),
     };
-    let s = Server::start_env(&[("BTESTD_TCP_IO", value)], args);
+    let s = Server::start_with_env(&[("BTESTD_TCP_IO", value)], args);
     s.wait_log(line, LOG_WAIT);
     s
 }

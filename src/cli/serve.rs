@@ -231,6 +231,7 @@ pub fn serve(a: ServeArgs) -> i32 {
     } else {
         crate::logger::init(level, true);
     }
+    crate::tz::local();
     let listen: Result<Vec<SocketAddr>, String> = a.listen.iter().map(|s| parse_listen(s)).collect();
     let listen = match listen {
         Ok(l) => l,

@@ -1,7 +1,7 @@
 //! Calendar periods — day, ISO week, month — in the server's time zone or UTC.
 //!
 //! Budgets reset when the calendar says so (midnight, Monday, the 1st), not
-//! on a rolling window. The UTC offset is asked of the C library for the
+//! on a rolling window. The UTC offset is looked up (crate::tz) for the
 //! instant in question, so DST changes move midnight with the wall clock;
 //! everything after that is pure date arithmetic on days since 1970.
 
@@ -59,7 +59,7 @@ impl FromStr for Period {
 /// Which clock periods follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Zone {
-    /// The server's local time zone (TZ, /etc/localtime), DST included.
+    /// The server's local time zone (TZ, /etc/TZ, /etc/localtime), DST included.
     Local,
     Utc,
 }
@@ -78,23 +78,11 @@ impl Zone {
     }
 }
 
-/// The local UTC offset at `unix` from `localtime_r` (`tm_gmtoff`); 0 if
-/// the C library cannot say.
+/// The local UTC offset at `unix`, from the zone btestd reads itself
+/// (see [`crate::tz`]): the C library's idea of it differs between glibc
+/// and a static musl build, which ignores OpenWrt's /etc/TZ.
 fn local_offset(unix: i64) -> i32 {
-    // Wraps after 2038 on targets with a 32-bit time_t; the offset then
-    // comes from the wrong year, which only matters around a DST change.
-    // (The type is inferred: naming libc::time_t warns on musl.)
-    let t = [unix as _];
-    // SAFETY: an all-zero `tm` is a valid value for localtime_r to overwrite.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    // SAFETY: both pointers refer to live locals; localtime_r is thread-safe.
-    let r = unsafe { libc::localtime_r(t.as_ptr(), &mut tm) };
-    if r.is_null() {
-        return 0;
-    }
-    let off = tm.tm_gmtoff as i64;
-    // Real offsets are within ±26 h; anything else is a broken C library.
-    if off.abs() > 26 * 3600 { 0 } else { off as i32 }
+    crate::tz::local().offset_at(unix)
 }
 
 /// Seconds since 1970 (negative before).

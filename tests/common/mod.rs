@@ -61,14 +61,14 @@ impl Server {
         Server::spawn(listen, args, None, &[])
     }
 
+    /// Starts a server with these environment variables set (TZ, say).
+    pub fn start_with_env(env: &[(&str, &str)], args: &[&str]) -> Server {
+        Server::spawn(&["127.0.0.1:0"], args, None, env)
+    }
+
     /// Starts a server whose open-file limit (soft and hard) is `nofile`.
     pub fn start_with_fd_limit(nofile: u64, args: &[&str]) -> Server {
         Server::spawn(&["127.0.0.1:0"], args, Some(nofile), &[])
-    }
-
-    /// Starts a server with these environment variables set.
-    pub fn start_env(env: &[(&str, &str)], args: &[&str]) -> Server {
-        Server::spawn(&["127.0.0.1:0"], args, None, env)
     }
 
     /// The server is `BTESTD_SERVE_BIN` when set, so the same tests can

@@ -1,0 +1,178 @@
+//! The server's local time zone, read by btestd itself: a static musl
+//! binary has no C library that reads OpenWrt's /etc/TZ, and quota periods
+//! in "local" time must not silently become UTC.
+//!
+//! Sources, first found wins: the `TZ` environment variable (a POSIX TZ
+//! string, `:/path/to/tzif` or a zone name under /usr/share/zoneinfo),
+//! then /etc/TZ (a POSIX TZ string, OpenWrt), then /etc/localtime (TZif);
+//! none of them means UTC. Read once, at first use.
+
+pub mod posix;
+pub mod tzif;
+
+use posix::PosixTz;
+use std::ffi::OsString;
+use std::fmt;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::OnceLock;
+use tzif::Tzif;
+
+/// Why a time zone description could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TzError {
+    Posix(&'static str),
+    Tzif(&'static str),
+}
+
+impl fmt::Display for TzError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TzError::Posix(why) => {
+                write!(f, "not a POSIX TZ string ({why}); write it like CET-1CEST,M3.5.0,M10.5.0/3")
+            }
+            TzError::Tzif(why) => write!(f, "not a usable TZif file ({why})"),
+        }
+    }
+}
+
+/// A local time zone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LocalZone {
+    Utc,
+    Posix(PosixTz),
+    Tzif(Tzif),
+}
+
+impl LocalZone {
+    /// Seconds east of UTC at `unix`.
+    pub fn offset_at(&self, unix: i64) -> i32 {
+        match self {
+            LocalZone::Utc => 0,
+            LocalZone::Posix(p) => p.offset_at(unix),
+            LocalZone::Tzif(t) => t.offset_at(unix),
+        }
+    }
+}
+
+const ZONEINFO: &str = "/usr/share/zoneinfo";
+
+fn tzif_file(path: &Path, read: &dyn Fn(&Path) -> Option<Vec<u8>>) -> Result<LocalZone, String> {
+    let bytes = read(path).ok_or_else(|| format!("cannot read {}", path.display()))?;
+    Tzif::parse(&bytes).map(LocalZone::Tzif).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// The zone a `TZ` value names.
+fn from_tz_value(v: &[u8], read: &dyn Fn(&Path) -> Option<Vec<u8>>) -> Result<LocalZone, String> {
+    if v.is_empty() {
+        return Ok(LocalZone::Utc);
+    }
+    if let Some(path) = v.strip_prefix(b":") {
+        let path = Path::new(std::ffi::OsStr::from_bytes(path));
+        let path = if path.is_absolute() { path.to_path_buf() } else { Path::new(ZONEINFO).join(path) };
+        return tzif_file(&path, read);
+    }
+    match PosixTz::parse(v) {
+        Ok(p) => Ok(LocalZone::Posix(p)),
+        // `Europe/Berlin` is no POSIX string but names a zoneinfo file.
+        Err(e) if v.contains(&b'/') || v.iter().all(|c| c.is_ascii_alphabetic() || *c == b'_') => {
+            tzif_file(&Path::new(ZONEINFO).join(std::ffi::OsStr::from_bytes(v)), read)
+                .map_err(|f| format!("TZ={}: {e}, nor a zone file ({f})", String::from_utf8_lossy(v)))
+        }
+        Err(e) => Err(format!("TZ={}: {e}", String::from_utf8_lossy(v))),
+    }
+}
+
+/// Picks the zone from `TZ` (`env`), /etc/TZ and /etc/localtime, reading
+/// files with `read`; also says where it came from, and what was wrong
+/// with a source that was present but unusable (that source is skipped).
+pub fn select(env: Option<OsString>, read: &dyn Fn(&Path) -> Option<Vec<u8>>) -> (LocalZone, String, Vec<String>) {
+    let mut problems = Vec::new();
+    if let Some(v) = env {
+        match from_tz_value(v.as_bytes(), read) {
+            Ok(z) => return (z, "the TZ environment variable".into(), problems),
+            Err(e) => problems.push(e),
+        }
+    }
+    if let Some(b) = read(Path::new("/etc/TZ")) {
+        let line = b.split(|&c| c == b'\n').next().unwrap_or_default().trim_ascii();
+        match PosixTz::parse(line) {
+            Ok(p) => return (LocalZone::Posix(p), "/etc/TZ".into(), problems),
+            Err(e) => problems.push(format!("/etc/TZ: {e}")),
+        }
+    }
+    match tzif_file(Path::new("/etc/localtime"), read) {
+        Ok(z) => return (z, "/etc/localtime".into(), problems),
+        Err(e) if read(Path::new("/etc/localtime")).is_some() => problems.push(e),
+        Err(_) => {}
+    }
+    (LocalZone::Utc, "no TZ, /etc/TZ or /etc/localtime: UTC".into(), problems)
+}
+
+static LOCAL: OnceLock<LocalZone> = OnceLock::new();
+
+/// The process's local zone, read from the environment and files once.
+pub fn local() -> &'static LocalZone {
+    LOCAL.get_or_init(|| {
+        let read = |p: &Path| std::fs::read(p).ok();
+        let (zone, from, problems) = select(std::env::var_os("TZ"), &read);
+        for p in problems {
+            log::warn!("time zone: {p}; ignoring it");
+        }
+        log::info!("local time for quota periods from {from}");
+        zone
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+    use std::path::PathBuf;
+
+    fn files(list: &[(&str, Vec<u8>)]) -> impl Fn(&Path) -> Option<Vec<u8>> + use<> {
+        let map: HashMap<PathBuf, Vec<u8>> = list.iter().map(|(p, b)| (PathBuf::from(p), b.clone())).collect();
+        move |p: &Path| map.get(p).cloned()
+    }
+
+    fn posix(s: &str) -> LocalZone {
+        LocalZone::Posix(PosixTz::parse(s.as_bytes()).unwrap())
+    }
+
+    #[test]
+    fn tz_then_etc_tz_then_localtime_then_utc() {
+        let localtime = tzif::build(-7200, &[], "<-02>2");
+        let all =
+            files(&[("/etc/TZ", b"CET-1CEST,M3.5.0,M10.5.0/3\n".to_vec()), ("/etc/localtime", localtime.clone())]);
+        let (z, from, _) = select(Some("EST5EDT".into()), &all);
+        assert_eq!((z, from.as_str()), (posix("EST5EDT"), "the TZ environment variable"));
+        let (z, from, _) = select(None, &all);
+        assert_eq!((z, from.as_str()), (posix("CET-1CEST,M3.5.0,M10.5.0/3"), "/etc/TZ"));
+        let only_localtime = files(&[("/etc/localtime", localtime.clone())]);
+        let (z, from, _) = select(None, &only_localtime);
+        assert_eq!(from, "/etc/localtime");
+        assert_eq!(z.offset_at(0), -7200);
+        assert_eq!(select(None, &files(&[])).0, LocalZone::Utc);
+        assert_eq!(select(Some("".into()), &all).0, LocalZone::Utc, "an empty TZ is UTC");
+    }
+
+    #[test]
+    fn tz_names_files_with_a_colon_or_a_zone_name() {
+        let f = tzif::build(3600, &[], "CET-1");
+        let read = files(&[("/tmp/z", f.clone()), ("/usr/share/zoneinfo/Europe/Paris", f.clone())]);
+        assert_eq!(select(Some(":/tmp/z".into()), &read).0.offset_at(0), 3600);
+        assert_eq!(select(Some(":Europe/Paris".into()), &read).0.offset_at(0), 3600);
+        assert_eq!(select(Some("Europe/Paris".into()), &read).0.offset_at(0), 3600);
+    }
+
+    #[test]
+    fn a_broken_source_is_reported_and_the_next_one_used() {
+        let read = files(&[("/etc/TZ", b"garbage!\n".to_vec()), ("/etc/localtime", b"TZjunk".to_vec())]);
+        let (z, _, problems) = select(Some("Nowhere/Zone".into()), &read);
+        assert_eq!(z, LocalZone::Utc);
+        assert_eq!(problems.len(), 3, "{problems:?}");
+        assert!(problems[0].contains("TZ=Nowhere/Zone"), "{problems:?}");
+        assert!(problems[1].starts_with("/etc/TZ: not a POSIX TZ string"), "{problems:?}");
+        assert!(problems[2].contains("TZif"), "{problems:?}");
+    }
+}
