@@ -30,6 +30,8 @@ lint() (
     shellcheck -x cross/*.sh cross/zig-cc cross/zig-ar || exit
     # rc.subr and rc.common exist only on the target systems.
     shellcheck -s sh -e SC1091 init-scripts/openwrt/btestd.init || exit
+    # The OpenWrt package's helpers and the init script's test stand-ins.
+    shellcheck -s sh init-scripts/openwrt/test.sh init-scripts/openwrt/make-source.sh tests/openwrt/stubs.sh || exit
     echo "shellcheck: clean"
     # FreeBSD/pfSense/OPNsense rc script: shellcheck and rc.subr stand-ins.
     sh init-scripts/freebsd/test-rc.sh || exit
