@@ -98,6 +98,13 @@ fn the_shipped_example_enabled_gives_this_exact_service() {
     mounts.extend(zone_mounts());
     assert_eq!(r.with("mount"), mounts);
     assert!(r.with("json").is_empty(), "no firewall rule unless a zone is set");
+    // The package's own directories belong to the daemon, even when the CLI
+    // (as root) made them before the first start.
+    let chowns = r.with("chown btestd /");
+    assert!(
+        chowns.contains(&"chown btestd /var/lib/btestd") && chowns.contains(&"chown btestd /etc/btestd"),
+        "{chowns:?}"
+    );
     assert_eq!(r.0.last().map(String::as_str), Some("trigger reload btestd"));
 }
 
@@ -303,4 +310,20 @@ fn the_feed_test_script_passes_with_this_binary() {
     assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(!run("btestd", "9.9.9-r1").status.success(), "a wrong version fails");
     assert!(run("other-package", "1").status.success());
+}
+
+#[test]
+fn one_directory_for_both_files_is_mounted_once() {
+    let dir = TempDir::new();
+    let path = dir.path("btestd");
+    let db = dir.path("data/live.db");
+    let persist = dir.path("data/copy.db");
+    std::fs::write(
+        &path,
+        format!("config btestd 'one'\n\toption enabled '1'\n\toption db '{db}'\n\toption persist '{persist}'\n"),
+    )
+    .unwrap();
+    let r = Record::of(&path, &["btestd"]);
+    let rw = r.with("mount rw");
+    assert_eq!(rw, [format!("mount rw {}", dir.path("data"))]);
 }
