@@ -136,6 +136,30 @@ mod tests {
     }
 
     #[test]
+    fn a_saved_copy_restores_only_a_missing_file_and_drops_a_stale_wal() {
+        let dir = std::env::temp_dir().join(format!("btestd-persist-unit-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let (live, flash) = (dir.join("ram/b.db"), dir.join("flash/b.db"));
+        let mut store = Store::open(&live).unwrap();
+        store.add_user("alice", "pw", false, true).unwrap();
+        let size = save(&store, &flash).unwrap();
+        assert_eq!(size, fs::metadata(&flash).unwrap().len());
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(fs::metadata(&flash).unwrap().permissions().mode() & 0o777, 0o600, "the copy is private");
+        assert!(!restore_if_missing(&live, &flash).unwrap(), "an existing live file is kept");
+        drop(store);
+        fs::remove_file(&live).unwrap();
+        fs::write(dir.join("ram/b.db-wal"), b"stale").unwrap();
+        assert!(restore_if_missing(&live, &flash).unwrap());
+        assert!(!dir.join("ram/b.db-wal").exists());
+        let store = Store::open(&live).unwrap();
+        assert!(store.load_users().unwrap().get(b"alice").is_some());
+        assert!(!restore_if_missing(&dir.join("other.db"), &dir.join("none.db")).unwrap(), "no copy, nothing to do");
+        drop(store);
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn temporary_files_sit_beside_the_target_and_are_hidden() {
         let t = temp_beside(Path::new("/etc/btestd/btestd.db"));
         assert_eq!(t.parent(), Some(Path::new("/etc/btestd")));
