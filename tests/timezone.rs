@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use rusqlite::Connection;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 fn now() -> i64 {
@@ -110,4 +110,83 @@ fn an_unusable_tz_is_reported_not_ignored_silently() {
     let line = server.wait_log("time zone: TZ=not a zone!", Duration::from_secs(5));
     assert!(line.contains("not a POSIX TZ string"), "{line}");
     server.stop();
+}
+
+/// Runs a server with TZ unset in a private mount namespace whose /etc is
+/// a tmpfs holding only `files` (name, bytes); returns the day keys it
+/// wrote, or None where such a namespace cannot be made.
+fn day_keys_with_etc(files: &[(&str, Vec<u8>)]) -> Option<Vec<String>> {
+    use std::io::BufRead;
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 || Command::new("unshare").arg("--version").output().is_err() {
+        eprintln!("skipped: needs root and unshare(1) for a private /etc");
+        return None;
+    }
+    let dir = TempDir::new();
+    for (name, bytes) in files {
+        std::fs::write(dir.0.join(name), bytes).unwrap();
+    }
+    let db = dir.path("btestd.db");
+    let script = "mount -t tmpfs btestd-test /etc || exit 97
+        cp \"$1\"/TZ \"$1\"/localtime /etc/ 2>/dev/null
+        exec \"$0\" serve --listen 127.0.0.1:0 --db \"$2\"";
+    let mut cmd = Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "sh", "-c", script, BIN, &dir.0.to_string_lossy(), &db]);
+    cmd.env_remove("TZ").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    die_with_parent(&mut cmd);
+    let mut child = cmd.spawn().unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    let addr = loop {
+        match lines.next() {
+            Some(Ok(l)) if l.contains("listening on ") => {
+                break l.rsplit("listening on ").next().unwrap().trim().parse::<std::net::SocketAddr>().unwrap();
+            }
+            Some(Ok(l)) => seen.push(l),
+            _ => {
+                let status = wait_bounded(&mut child, Duration::from_secs(10));
+                if status.code() == Some(97) {
+                    eprintln!("skipped: cannot mount a tmpfs here");
+                    return None;
+                }
+                panic!("server did not start ({status}): {seen:?}");
+            }
+        }
+    };
+    let run = client(addr, &["--duration", "0.5", "--remote-speed", "10M"]);
+    // SAFETY: signals only the child we started (unshare exec'd into sh, sh into btestd).
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    assert!(wait_bounded(&mut child, Duration::from_secs(10)).success());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let source = seen.iter().find(|l| l.contains("local time for quota periods from")).cloned().unwrap_or_default();
+    let conn = Connection::open(&db).unwrap();
+    let mut q = conn.prepare("SELECT DISTINCT period_key FROM usage WHERE period = 'day'").unwrap();
+    let mut keys: Vec<String> = q.query_map([], |r| r.get(0)).unwrap().map(Result::unwrap).collect();
+    keys.push(source);
+    Some(keys)
+}
+
+/// With TZ unset, /etc/TZ (OpenWrt's POSIX string) comes first, then
+/// /etc/localtime (TZif).
+#[test]
+fn without_tz_etc_tz_then_etc_localtime_decide() {
+    let (offset, posix, _) = shifting_offset();
+    let before = now();
+    let expect = |off: i64| [utc_date(before + off), utc_date(now() + off)];
+    // /etc/TZ shifts the day; /etc/localtime says UTC: /etc/TZ wins.
+    let both = [("TZ", format!("{posix}\n").into_bytes()), ("localtime", tzif_file(0))];
+    let Some(keys) = day_keys_with_etc(&both) else { return };
+    let (source, keys) = keys.split_last().unwrap();
+    assert!(source.ends_with("from /etc/TZ"), "{source}");
+    assert!(!keys.is_empty() && keys.iter().all(|k| expect(offset).contains(k)), "{keys:?}");
+    // Only /etc/localtime, shifting the day.
+    let Some(keys) = day_keys_with_etc(&[("localtime", tzif_file(offset as i32))]) else { return };
+    let (source, keys) = keys.split_last().unwrap();
+    assert!(source.ends_with("from /etc/localtime"), "{source}");
+    assert!(!keys.is_empty() && keys.iter().all(|k| expect(offset).contains(k)), "{keys:?}");
+    // Neither: UTC.
+    let Some(keys) = day_keys_with_etc(&[]) else { return };
+    let (source, keys) = keys.split_last().unwrap();
+    assert!(source.contains("UTC"), "{source}");
+    assert!(!keys.is_empty() && keys.iter().all(|k| expect(0).contains(k)), "{keys:?}");
 }
