@@ -260,7 +260,8 @@ pub fn serve(a: ServeArgs) -> i32 {
         log::error!("--persist-interval must be at least 1 second");
         return 1;
     }
-    if a.persist.as_ref().is_some_and(|p| Some(p) == a.db.as_ref()) {
+    let live = a.db.clone().unwrap_or_else(crate::store::default_db_path);
+    if crate::store::persist_path(&a.persist).is_some_and(|p| p == live) {
         log::error!("--persist names the database itself: give the copy its own path (on flash, with --db in RAM)");
         return 1;
     }
