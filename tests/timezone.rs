@@ -107,7 +107,7 @@ fn tz_colon_path_reads_a_tzif_file() {
 #[test]
 fn an_unusable_tz_is_reported_not_ignored_silently() {
     let mut server = Server::start_with_env(&[("TZ", "not a zone!")], &[]);
-    let line = server.wait_log("time zone: TZ=not a zone!", Duration::from_secs(5));
+    let line = server.wait_log("time zone: TZ: ", Duration::from_secs(5));
     assert!(line.contains("not a POSIX TZ string"), "{line}");
     server.stop();
 }

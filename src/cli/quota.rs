@@ -74,7 +74,7 @@ pub struct QuotaSet {
     /// database file
     #[argh(option)]
     pub db: Option<PathBuf>,
-    /// flash copy of the database: restored when the database is missing, saved after a change (default: the build\'s, if any)
+    /// copy of the database (on flash): restored if missing, saved after a change
     #[argh(option)]
     pub persist: Option<PathBuf>,
 }
@@ -89,7 +89,7 @@ pub struct QuotaList {
     /// database file
     #[argh(option)]
     pub db: Option<PathBuf>,
-    /// flash copy of the database: restored when the database is missing, saved after a change (default: the build\'s, if any)
+    /// copy of the database (on flash): restored if missing, saved after a change
     #[argh(option)]
     pub persist: Option<PathBuf>,
 }
@@ -113,7 +113,7 @@ pub struct QuotaDel {
     /// database file
     #[argh(option)]
     pub db: Option<PathBuf>,
-    /// flash copy of the database: restored when the database is missing, saved after a change (default: the build\'s, if any)
+    /// copy of the database (on flash): restored if missing, saved after a change
     #[argh(option)]
     pub persist: Option<PathBuf>,
 }
@@ -134,7 +134,7 @@ pub struct QuotaConfigArgs {
     /// database file
     #[argh(option)]
     pub db: Option<PathBuf>,
-    /// flash copy of the database: restored when the database is missing, saved after a change (default: the build\'s, if any)
+    /// copy of the database (on flash): restored if missing, saved after a change
     #[argh(option)]
     pub persist: Option<PathBuf>,
 }

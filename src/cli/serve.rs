@@ -120,7 +120,7 @@ pub struct ServeArgs {
     /// let other web clients see their own address's tests, usage and budget
     #[argh(switch)]
     pub http_visitors: bool,
-    /// keep a copy of the database here (flash, with --db in RAM): restored when --db is missing, saved on changes, every --persist-interval and at stop; '' = none
+    /// copy of the database (on flash, --db in RAM): restored if --db is missing, saved on changes, each --persist-interval and at stop; '' = none
     #[argh(option)]
     pub persist: Option<std::path::PathBuf>,
     /// seconds between saves of the --persist copy while tests run (default 3600)

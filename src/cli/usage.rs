@@ -40,7 +40,7 @@ pub struct UsageArgs {
     /// database file
     #[argh(option)]
     pub db: Option<PathBuf>,
-    /// flash copy of the database: restored when the database is missing, saved after a change (default: the build\'s, if any)
+    /// copy of the database (on flash): restored if missing, saved after a change
     #[argh(option)]
     pub persist: Option<PathBuf>,
 }

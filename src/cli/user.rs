@@ -52,7 +52,7 @@ pub struct UserAdd {
     /// database file (default /var/lib/btestd/btestd.db; /var/db/btestd/btestd.db on FreeBSD)
     #[argh(option)]
     pub db: Option<PathBuf>,
-    /// flash copy of the database: restored when the database is missing, saved after a change (default: the build\'s, if any)
+    /// copy of the database (on flash): restored if missing, saved after a change
     #[argh(option)]
     pub persist: Option<PathBuf>,
 }
@@ -67,7 +67,7 @@ pub struct UserDel {
     /// database file
     #[argh(option)]
     pub db: Option<PathBuf>,
-    /// flash copy of the database: restored when the database is missing, saved after a change (default: the build\'s, if any)
+    /// copy of the database (on flash): restored if missing, saved after a change
     #[argh(option)]
     pub persist: Option<PathBuf>,
 }
@@ -82,7 +82,7 @@ pub struct UserList {
     /// database file
     #[argh(option)]
     pub db: Option<PathBuf>,
-    /// flash copy of the database: restored when the database is missing, saved after a change (default: the build\'s, if any)
+    /// copy of the database (on flash): restored if missing, saved after a change
     #[argh(option)]
     pub persist: Option<PathBuf>,
 }
@@ -142,7 +142,7 @@ pub struct UserSet {
     /// database file
     #[argh(option)]
     pub db: Option<PathBuf>,
-    /// flash copy of the database: restored when the database is missing, saved after a change (default: the build\'s, if any)
+    /// copy of the database (on flash): restored if missing, saved after a change
     #[argh(option)]
     pub persist: Option<PathBuf>,
 }

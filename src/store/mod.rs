@@ -159,19 +159,10 @@ impl Store {
     pub fn open_read_only(path: &Path) -> Result<Store> {
         let path = path.to_path_buf();
         let sql = |e| StoreError::from_sql(&path, e);
-        let mut uri = String::from("file:");
-        for b in path.as_os_str().as_encoded_bytes() {
-            match b {
-                b'%' | b'?' | b'#' => uri.push_str(&format!("%{b:02X}")),
-                _ => uri.push(char::from(*b)),
-            }
-        }
-        uri.push_str("?immutable=1");
         if !path.exists() {
             return Err(StoreError::CannotOpen { path, detail: "no such file".into() });
         }
-        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let conn = Connection::open_with_flags(&uri, flags).map_err(sql)?;
+        let conn = open_immutable(&path).map_err(sql)?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(sql)?;
         if version > schema::SCHEMA_VERSION {
             return Err(StoreError::TooNew { path, found: version, supported: schema::SCHEMA_VERSION });
@@ -251,6 +242,22 @@ impl Store {
     pub fn data_version(&self) -> Result<i64> {
         self.conn.query_row("PRAGMA data_version", [], |r| r.get(0)).map_err(|e| self.sql_err(e))
     }
+}
+
+/// A read-only connection that never writes beside the file: `immutable`
+/// lets SQLite read a WAL-mode file without creating its -shm file
+/// (impossible on read-only media, and a write to flash otherwise).
+pub(crate) fn open_immutable(path: &Path) -> rusqlite::Result<Connection> {
+    let mut uri = String::from("file:");
+    for b in path.as_os_str().as_encoded_bytes() {
+        match b {
+            b'%' | b'?' | b'#' => uri.push_str(&format!("%{b:02X}")),
+            _ => uri.push(char::from(*b)),
+        }
+    }
+    uri.push_str("?immutable=1");
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    Connection::open_with_flags(&uri, flags)
 }
 
 /// Reads a byte count that SQLite may hold as a negative or float value

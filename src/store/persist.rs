@@ -62,6 +62,11 @@ fn sync_dir(path: &Path) -> io::Result<()> {
 
 /// Writes a consistent copy of `store` to `target` atomically; returns its size.
 pub fn save(store: &Store, target: &Path) -> Result<u64> {
+    copy(store.conn(), target)
+}
+
+/// `VACUUM INTO` a private temporary file beside `target`, fsync, rename.
+fn copy(from: &rusqlite::Connection, target: &Path) -> Result<u64> {
     make_parent(target)?;
     let tmp = temp_beside(target);
     // VACUUM INTO takes an empty file: made here so the copy is private
@@ -75,7 +80,7 @@ pub fn save(store: &Store, target: &Path) -> Result<u64> {
             .open(&tmp)
             .map_err(|e| io_err(target, "cannot create the new copy", &e))?;
         let name = tmp.to_str().ok_or_else(|| StoreError::Usage(format!("{} is not UTF-8", tmp.display())))?;
-        store.conn().execute("VACUUM INTO ?1", [name]).map_err(|e| StoreError::from_sql(target, e))?;
+        from.execute("VACUUM INTO ?1", [name]).map_err(|e| StoreError::from_sql(target, e))?;
         let file = File::open(&tmp).map_err(|e| io_err(target, "cannot reopen the new copy", &e))?;
         // SQLite does not sync a VACUUM INTO file; a power cut after the
         // rename must find the data there.
@@ -92,36 +97,21 @@ pub fn save(store: &Store, target: &Path) -> Result<u64> {
 }
 
 /// Copies `flash` to `live` when `live` is missing (after a reboot emptied
-/// RAM) and `flash` exists; true when it did. Stale -wal/-shm files of a
-/// lost live database are removed first: they belong to another file.
+/// RAM) and `flash` exists; true when it did. The copy is read without
+/// writing anything beside it, and made the same atomic way as a save.
+/// Stale -wal/-shm files of a lost live database are removed first: they
+/// belong to another file.
 pub fn restore_if_missing(live: &Path, flash: &Path) -> Result<bool> {
     if live.exists() || !flash.exists() {
         return Ok(false);
     }
-    make_parent(live)?;
     for suffix in ["-wal", "-shm"] {
         let mut side = live.as_os_str().to_owned();
         side.push(suffix);
         let _ = fs::remove_file(PathBuf::from(side));
     }
-    let tmp = temp_beside(live);
-    let _ = fs::remove_file(&tmp);
-    let result = (|| {
-        let mut from = File::open(flash).map_err(|e| io_err(flash, "cannot read the saved copy", &e))?;
-        let mut to = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| io_err(live, "cannot create the restored copy", &e))?;
-        io::copy(&mut from, &mut to).map_err(|e| io_err(live, "cannot copy the saved database", &e))?;
-        to.sync_all().map_err(|e| io_err(live, "cannot sync the restored copy", &e))?;
-        fs::rename(&tmp, live).map_err(|e| io_err(live, "cannot put the restored copy in place", &e))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map(|()| true)
+    let from = super::open_immutable(flash).map_err(|e| StoreError::from_sql(flash, e))?;
+    copy(&from, live).map(|_| true)
 }
 
 #[cfg(test)]

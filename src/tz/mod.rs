@@ -23,6 +23,8 @@ use tzif::Tzif;
 pub enum TzError {
     Posix(&'static str),
     Tzif(&'static str),
+    /// A file that is missing or cannot be read.
+    Unreadable,
 }
 
 impl fmt::Display for TzError {
@@ -32,6 +34,7 @@ impl fmt::Display for TzError {
                 write!(f, "not a POSIX TZ string ({why}); write it like CET-1CEST,M3.5.0,M10.5.0/3")
             }
             TzError::Tzif(why) => write!(f, "not a usable TZif file ({why})"),
+            TzError::Unreadable => f.write_str("the file it names cannot be read"),
         }
     }
 }
@@ -57,56 +60,64 @@ impl LocalZone {
 
 const ZONEINFO: &str = "/usr/share/zoneinfo";
 
-fn tzif_file(path: &Path, read: &dyn Fn(&Path) -> Option<Vec<u8>>) -> Result<LocalZone, String> {
-    let bytes = read(path).ok_or_else(|| format!("cannot read {}", path.display()))?;
-    Tzif::parse(&bytes).map(LocalZone::Tzif).map_err(|e| format!("{}: {e}", path.display()))
+/// A TZif zone from a file's bytes, if it could be read.
+fn tzif(bytes: Option<Vec<u8>>) -> Result<LocalZone, TzError> {
+    Tzif::parse(&bytes.ok_or(TzError::Unreadable)?).map(LocalZone::Tzif)
 }
 
 /// The zone a `TZ` value names.
-fn from_tz_value(v: &[u8], read: &dyn Fn(&Path) -> Option<Vec<u8>>) -> Result<LocalZone, String> {
+fn from_tz_value(v: &[u8], read: &dyn Fn(&Path) -> Option<Vec<u8>>) -> Result<LocalZone, TzError> {
     if v.is_empty() {
         return Ok(LocalZone::Utc);
     }
+    let zoneinfo = |name: &[u8]| read(&Path::new(ZONEINFO).join(std::ffi::OsStr::from_bytes(name)));
     if let Some(path) = v.strip_prefix(b":") {
-        let path = Path::new(std::ffi::OsStr::from_bytes(path));
-        let path = if path.is_absolute() { path.to_path_buf() } else { Path::new(ZONEINFO).join(path) };
-        return tzif_file(&path, read);
+        return tzif(if path.starts_with(b"/") {
+            read(Path::new(std::ffi::OsStr::from_bytes(path)))
+        } else {
+            zoneinfo(path)
+        });
     }
     match PosixTz::parse(v) {
         Ok(p) => Ok(LocalZone::Posix(p)),
         // `Europe/Berlin` is no POSIX string but names a zoneinfo file.
         Err(e) if v.contains(&b'/') || v.iter().all(|c| c.is_ascii_alphabetic() || *c == b'_') => {
-            tzif_file(&Path::new(ZONEINFO).join(std::ffi::OsStr::from_bytes(v)), read)
-                .map_err(|f| format!("TZ={}: {e}, nor a zone file ({f})", String::from_utf8_lossy(v)))
+            tzif(zoneinfo(v)).map_err(|_| e)
         }
-        Err(e) => Err(format!("TZ={}: {e}", String::from_utf8_lossy(v))),
+        Err(e) => Err(e),
     }
 }
 
+/// A source that was there but could not be used (it is skipped).
+pub type Problem = (&'static str, TzError);
+
 /// Picks the zone from `TZ` (`env`), /etc/TZ and /etc/localtime, reading
 /// files with `read`; also says where it came from, and what was wrong
-/// with a source that was present but unusable (that source is skipped).
-pub fn select(env: Option<OsString>, read: &dyn Fn(&Path) -> Option<Vec<u8>>) -> (LocalZone, String, Vec<String>) {
+/// with the sources skipped.
+pub fn select(
+    env: Option<OsString>,
+    read: &dyn Fn(&Path) -> Option<Vec<u8>>,
+) -> (LocalZone, &'static str, Vec<Problem>) {
     let mut problems = Vec::new();
     if let Some(v) = env {
         match from_tz_value(v.as_bytes(), read) {
-            Ok(z) => return (z, "the TZ environment variable".into(), problems),
-            Err(e) => problems.push(e),
+            Ok(z) => return (z, "the TZ environment variable", problems),
+            Err(e) => problems.push(("TZ", e)),
         }
     }
     if let Some(b) = read(Path::new("/etc/TZ")) {
         let line = b.split(|&c| c == b'\n').next().unwrap_or_default().trim_ascii();
         match PosixTz::parse(line) {
-            Ok(p) => return (LocalZone::Posix(p), "/etc/TZ".into(), problems),
-            Err(e) => problems.push(format!("/etc/TZ: {e}")),
+            Ok(p) => return (LocalZone::Posix(p), "/etc/TZ", problems),
+            Err(e) => problems.push(("/etc/TZ", e)),
         }
     }
-    match tzif_file(Path::new("/etc/localtime"), read) {
-        Ok(z) => return (z, "/etc/localtime".into(), problems),
-        Err(e) if read(Path::new("/etc/localtime")).is_some() => problems.push(e),
-        Err(_) => {}
+    match tzif(read(Path::new("/etc/localtime"))) {
+        Ok(z) => return (z, "/etc/localtime", problems),
+        Err(TzError::Unreadable) => {}
+        Err(e) => problems.push(("/etc/localtime", e)),
     }
-    (LocalZone::Utc, "no TZ, /etc/TZ or /etc/localtime: UTC".into(), problems)
+    (LocalZone::Utc, "no TZ, /etc/TZ or /etc/localtime: UTC", problems)
 }
 
 static LOCAL: OnceLock<LocalZone> = OnceLock::new();
@@ -116,8 +127,8 @@ pub fn local() -> &'static LocalZone {
     LOCAL.get_or_init(|| {
         let read = |p: &Path| std::fs::read(p).ok();
         let (zone, from, problems) = select(std::env::var_os("TZ"), &read);
-        for p in problems {
-            log::warn!("time zone: {p}; ignoring it");
+        for (source, e) in problems {
+            log::warn!("time zone: {source}: {e}; ignoring it");
         }
         log::info!("local time for quota periods from {from}");
         zone
@@ -145,9 +156,9 @@ mod tests {
         let all =
             files(&[("/etc/TZ", b"CET-1CEST,M3.5.0,M10.5.0/3\n".to_vec()), ("/etc/localtime", localtime.clone())]);
         let (z, from, _) = select(Some("EST5EDT".into()), &all);
-        assert_eq!((z, from.as_str()), (posix("EST5EDT"), "the TZ environment variable"));
+        assert_eq!((z, from), (posix("EST5EDT"), "the TZ environment variable"));
         let (z, from, _) = select(None, &all);
-        assert_eq!((z, from.as_str()), (posix("CET-1CEST,M3.5.0,M10.5.0/3"), "/etc/TZ"));
+        assert_eq!((z, from), (posix("CET-1CEST,M3.5.0,M10.5.0/3"), "/etc/TZ"));
         let only_localtime = files(&[("/etc/localtime", localtime.clone())]);
         let (z, from, _) = select(None, &only_localtime);
         assert_eq!(from, "/etc/localtime");
@@ -170,9 +181,12 @@ mod tests {
         let read = files(&[("/etc/TZ", b"garbage!\n".to_vec()), ("/etc/localtime", b"TZjunk".to_vec())]);
         let (z, _, problems) = select(Some("Nowhere/Zone".into()), &read);
         assert_eq!(z, LocalZone::Utc);
-        assert_eq!(problems.len(), 3, "{problems:?}");
-        assert!(problems[0].contains("TZ=Nowhere/Zone"), "{problems:?}");
-        assert!(problems[1].starts_with("/etc/TZ: not a POSIX TZ string"), "{problems:?}");
-        assert!(problems[2].contains("TZif"), "{problems:?}");
+        let sources: Vec<&str> = problems.iter().map(|p| p.0).collect();
+        assert_eq!(sources, ["TZ", "/etc/TZ", "/etc/localtime"]);
+        assert!(matches!(problems[0].1, TzError::Posix(_)), "{problems:?}");
+        assert!(problems[1].1.to_string().starts_with("not a POSIX TZ string"), "{problems:?}");
+        assert!(matches!(problems[2].1, TzError::Tzif(_)), "{problems:?}");
+        let (_, _, problems) = select(Some(":/nowhere".into()), &files(&[]));
+        assert_eq!(problems, [("TZ", TzError::Unreadable)], "a missing file named by TZ is reported");
     }
 }
