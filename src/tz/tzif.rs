@@ -53,42 +53,53 @@ fn header(b: &[u8]) -> Result<Header, TzError> {
 }
 
 impl Header {
-    /// Length of the data block with `time` bytes per transition time.
-    fn data_len(&self, time: usize) -> usize {
-        self.timecnt * (time + 1)
-            + self.typecnt * 6
-            + self.charcnt
-            + self.leapcnt * (time + 4)
-            + self.isstdcnt
-            + self.isutcnt
+    /// Length of the 64-bit data block; u64, so huge counts cannot wrap.
+    fn data_len(&self) -> u64 {
+        let n = |c: usize| c as u64;
+        n(self.timecnt) * 9
+            + n(self.typecnt) * 6
+            + n(self.charcnt)
+            + n(self.leapcnt) * 12
+            + n(self.isstdcnt)
+            + n(self.isutcnt)
+    }
+
+    /// Length of the version 1 block (32-bit times) that comes first.
+    fn v1_len(&self) -> u64 {
+        let n = |c: usize| c as u64;
+        n(self.timecnt) * 5
+            + n(self.typecnt) * 6
+            + n(self.charcnt)
+            + n(self.leapcnt) * 8
+            + n(self.isstdcnt)
+            + n(self.isutcnt)
     }
 }
 
+/// `end` as an index into a file of `len` bytes, if the file is that long.
+fn within(len: usize, end: u64) -> Result<usize, TzError> {
+    usize::try_from(end).ok().filter(|&e| e <= len).ok_or(TzError::Tzif("the file is shorter than its header says"))
+}
+
 impl Tzif {
+    /// Parses version 2 and later (zic has written nothing older since
+    /// 2005): the second, 64-bit block and the footer.
     pub fn parse(b: &[u8]) -> Result<Tzif, TzError> {
         let h1 = header(b)?;
-        let short = TzError::Tzif("the file is shorter than its header says");
-        let v1_end = HEADER.checked_add(h1.data_len(4)).ok_or(TzError::Tzif("counts out of range"))?;
-        if b.len() < v1_end {
-            return Err(short);
+        if h1.version < b'2' {
+            return Err(TzError::Tzif("version 1, without 64-bit times"));
         }
-        // Version 2 and later repeat the data with 64-bit times, then a footer.
-        let (h, data, time, rest) = if h1.version >= b'2' {
-            let b2 = &b[v1_end..];
-            let h2 = header(b2)?;
-            let end = HEADER.checked_add(h2.data_len(8)).ok_or(TzError::Tzif("counts out of range"))?;
-            if b2.len() < end {
-                return Err(short);
-            }
-            (h2, &b2[HEADER..end], 8, &b2[end..])
-        } else {
-            (h1, &b[HEADER..v1_end], 4, &b[v1_end..v1_end])
-        };
-        let times = &data[..h.timecnt * time];
-        let idx = &data[h.timecnt * time..h.timecnt * (time + 1)];
-        let types = &data[h.timecnt * (time + 1)..h.timecnt * (time + 1) + h.typecnt * 6];
+        let b2 = &b[within(b.len(), HEADER as u64 + h1.v1_len())?..];
+        let h = header(b2)?;
+        let end = within(b2.len(), HEADER as u64 + h.data_len())?;
+        let (data, rest) = (&b2[HEADER..end], &b2[end..]);
+        let (times, data) = data.split_at(h.timecnt * 8);
+        let (idx, types) = data.split_at(h.timecnt);
         let utoff = |i: usize| -> Result<i32, TzError> {
-            let t = types.get(i * 6..i * 6 + 4).ok_or(TzError::Tzif("a transition names a missing type"))?;
+            let t = types
+                .get(i * 6..i * 6 + 4)
+                .filter(|_| i < h.typecnt)
+                .ok_or(TzError::Tzif("a transition names a missing type"))?;
             let off = be32(t) as i32;
             if off.unsigned_abs() > 26 * 3600 {
                 return Err(TzError::Tzif("an offset beyond 26 hours"));
@@ -96,12 +107,8 @@ impl Tzif {
             Ok(off)
         };
         let mut transitions = Vec::with_capacity(h.timecnt);
-        for (k, &ti) in idx.iter().enumerate() {
-            let at = if time == 8 {
-                i64::from_be_bytes(times[k * 8..k * 8 + 8].try_into().unwrap_or_default())
-            } else {
-                i64::from(be32(&times[k * 4..]) as i32)
-            };
+        for (at, &ti) in times.chunks_exact(8).zip(idx) {
+            let at = i64::from_be_bytes(at.try_into().unwrap_or_default());
             if transitions.last().is_some_and(|&(prev, _)| at <= prev) {
                 return Err(TzError::Tzif("transitions out of order"));
             }
@@ -217,5 +224,22 @@ mod tests {
         let n = bad_order.len();
         bad_order[n - 2] = b'!';
         assert!(Tzif::parse(&bad_order).is_err());
+        // Version 1 only, and counts that would overflow 32-bit arithmetic.
+        let mut v1 = good.clone();
+        v1[4] = 0;
+        assert!(Tzif::parse(&v1).is_err());
+        for field in 0..6 {
+            let mut huge = good.clone();
+            huge[20 + 4 * field..24 + 4 * field].copy_from_slice(&[0xff; 4]);
+            assert!(Tzif::parse(&huge).is_err(), "count {field}");
+            let second = 44 + 7;
+            let mut huge2 = good.clone();
+            huge2[second + 20 + 4 * field..second + 24 + 4 * field].copy_from_slice(&[0xff; 4]);
+            assert!(Tzif::parse(&huge2).is_err(), "second header's count {field}");
+        }
+        // Every truncation is an error, never a panic.
+        for cut in 0..good.len() {
+            let _ = Tzif::parse(&good[..cut]);
+        }
     }
 }
