@@ -155,10 +155,12 @@ fn sigterm_saves_the_last_usage_and_a_reboot_restores_it() {
     assert!(on_flash > 0);
     assert_eq!(on_flash, user_bytes(&read_copy(&p.dir, &p.live), "alice"), "flash holds all of it");
 
-    // After a reboot the CLI may run first: it restores the RAM file.
+    // After a reboot the CLI may run first: a change restores the RAM file
+    // before it changes anything (and never saves an empty database over the copy).
     p.reboot();
-    let list = ok(&["user", "list", "--db", &p.live, "--persist", &p.flash]);
-    assert!(list.contains("alice"), "{list}");
+    ok(&["user", "add", "bob", "--password", "pw", "--db", &p.live, "--persist", &p.flash]);
+    assert_eq!(users(&read_copy(&p.dir, &p.live)), ["alice", "bob"]);
+    assert_eq!(users(&read_copy(&p.dir, &p.flash)), ["alice", "bob"]);
     assert_eq!(user_bytes(&read_copy(&p.dir, &p.live), "alice"), on_flash);
 
     // Or the daemon does.

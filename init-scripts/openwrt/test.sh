@@ -13,7 +13,8 @@ dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 btestd user add ci-user --password ci-pass --db "$dir/ram/btestd.db" --persist "$dir/flash/btestd.db" || exit 1
 rm -r "$dir/ram"
-btestd user list --db "$dir/ram/btestd.db" --persist "$dir/flash/btestd.db" | grep -q '^ci-user ' || exit 1
+btestd user set ci-user --disable --db "$dir/ram/btestd.db" --persist "$dir/flash/btestd.db" || exit 1
+btestd user list --db "$dir/ram/btestd.db" | grep -q '^ci-user  *no ' || exit 1
 # The local time zone comes from /etc/TZ here; a server starts and stops.
 btestd serve --listen 127.0.0.1:0 --db "$dir/ram/btestd.db" --persist "$dir/flash/btestd.db" -q &
 pid=$!

@@ -1,8 +1,9 @@
 //! The database as the admin commands open it, also while the daemon runs
 //! (it picks changes up within two seconds). Changes may create the file;
 //! reads never do, so a typo in `--db` leaves no empty database behind.
-//! With a flash copy (`--persist`, or the build's default) a missing live
-//! file is restored from it first, and every change is saved to it at once.
+//! With a flash copy (`--persist` of a change, or the build's default) a
+//! missing live file is restored from it first, and every change is saved
+//! to it at once.
 
 use crate::store::{OpenOptions, Store, default_db_path, persist, persist_path};
 use std::path::PathBuf;
@@ -15,9 +16,7 @@ fn db_path(db: &Option<PathBuf>) -> PathBuf {
 fn restored(db: &Option<PathBuf>, flash: &Option<PathBuf>) -> Result<PathBuf, String> {
     let path = db_path(db);
     if let Some(flash) = persist_path(flash) {
-        if persist::restore_if_missing(&path, &flash).map_err(|e| e.to_string())? {
-            eprintln!("btestd: database {} restored from {}", path.display(), flash.display());
-        }
+        persist::restore_if_missing(&path, &flash).map_err(|e| e.to_string())?;
     }
     Ok(path)
 }
@@ -45,9 +44,11 @@ pub(super) fn open_for_write(db: &Option<PathBuf>, flash: &Option<PathBuf>) -> R
     Ok(Change { store, flash: persist_path(flash) })
 }
 
-/// Opens an existing database for reading; a missing one is an error, not a new file.
-pub(super) fn open_for_read(db: &Option<PathBuf>, flash: &Option<PathBuf>) -> Result<Store, String> {
-    let path = restored(db, flash)?;
+/// Opens an existing database for reading; a missing one is an error, not
+/// a new file. Restores from the build's flash copy only: a copy elsewhere
+/// is restored by the first change (or the daemon's start).
+pub(super) fn open_for_read(db: &Option<PathBuf>) -> Result<Store, String> {
+    let path = restored(db, &None)?;
     if !path.exists() {
         return Err(format!(
             "database {} does not exist; 'btestd user add' creates it, or give the right --db",

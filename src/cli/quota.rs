@@ -89,9 +89,6 @@ pub struct QuotaList {
     /// database file
     #[argh(option)]
     pub db: Option<PathBuf>,
-    /// copy of the database (on flash): restored if missing, saved after a change
-    #[argh(option)]
-    pub persist: Option<PathBuf>,
 }
 
 /// Remove all budgets of a block, the address default, anonymous tests or a user.
@@ -229,7 +226,7 @@ fn scope_columns(s: &LimitScope) -> (String, String) {
 
 fn quota_list(a: QuotaList) -> CmdResult {
     let fmt: Format = a.format.parse()?;
-    let store = open_for_read(&a.db, &a.persist)?;
+    let store = open_for_read(&a.db)?;
     let rows: Vec<LimitRow> = store.list_limits().map_err(|e| e.to_string())?;
     let cfg = store.load_quota_config().map_err(|e| e.to_string())?;
     let retention = store.retention_days().map_err(|e| e.to_string())?;
@@ -280,7 +277,7 @@ fn quota_config(a: QuotaConfigArgs) -> CmdResult {
         pairs.push((SETTING_RETENTION_DAYS, d.to_string()));
     }
     if pairs.is_empty() {
-        let store = open_for_read(&a.db, &a.persist)?;
+        let store = open_for_read(&a.db)?;
         let cfg = store.load_quota_config().map_err(|e| e.to_string())?;
         let retention = store.retention_days().map_err(|e| e.to_string())?;
         println!("timezone: {}", if cfg.utc { "utc" } else { "local" });

@@ -120,7 +120,7 @@ pub struct ServeArgs {
     /// let other web clients see their own address's tests, usage and budget
     #[argh(switch)]
     pub http_visitors: bool,
-    /// copy of the database (on flash, --db in RAM): restored if --db is missing, saved on changes, each --persist-interval and at stop; '' = none
+    /// copy of --db (on flash, --db in RAM), restored if --db is missing; '' = none
     #[argh(option)]
     pub persist: Option<std::path::PathBuf>,
     /// seconds between saves of the --persist copy while tests run (default 3600)
@@ -248,16 +248,12 @@ pub fn serve(a: ServeArgs) -> i32 {
             return 1;
         }
     };
-    if a.flush_interval.is_zero() || a.flush_interval > Duration::from_secs(3600) {
-        log::error!("--flush-interval must be between 0 and 3600 seconds");
-        return 1;
-    }
     if a.metrics_interval.is_zero() {
         log::error!("--metrics-interval must be at least 1 second");
         return 1;
     }
-    if a.persist_interval < Duration::from_secs(1) {
-        log::error!("--persist-interval must be at least 1 second");
+    if a.flush_interval.is_zero() || a.flush_interval > Duration::from_secs(3600) || a.persist_interval.as_secs() == 0 {
+        log::error!("--flush-interval must be between 0 and 3600 seconds, --persist-interval at least 1 second");
         return 1;
     }
     let live = a.db.clone().unwrap_or_else(crate::store::default_db_path);

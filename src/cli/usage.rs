@@ -40,9 +40,6 @@ pub struct UsageArgs {
     /// database file
     #[argh(option)]
     pub db: Option<PathBuf>,
-    /// copy of the database (on flash): restored if missing, saved after a change
-    #[argh(option)]
-    pub persist: Option<PathBuf>,
 }
 
 /// Runs `btestd usage`.
@@ -57,7 +54,7 @@ fn usage_cmd(a: UsageArgs) -> CmdResult {
     if filters > 1 {
         return Err("give at most one of --user, --ip and --anonymous".into());
     }
-    let store = open_for_read(&a.db, &a.persist)?;
+    let store = open_for_read(&a.db)?;
     if a.sessions {
         return sessions_cmd(&store, &a, fmt);
     }

@@ -82,9 +82,6 @@ pub struct UserList {
     /// database file
     #[argh(option)]
     pub db: Option<PathBuf>,
-    /// copy of the database (on flash): restored if missing, saved after a change
-    #[argh(option)]
-    pub persist: Option<PathBuf>,
 }
 
 /// Change a user's password, state or limits (amounts like 10G or 512MiB; 0 = unlimited).
@@ -251,7 +248,7 @@ fn limit_headers_csv() -> Vec<String> {
 
 fn user_list(a: UserList) -> CmdResult {
     let fmt: Format = a.format.parse()?;
-    let store = open_for_read(&a.db, &a.persist)?;
+    let store = open_for_read(&a.db)?;
     let users = store.list_users().map_err(|e| e.to_string())?;
     let yes = |b: bool| if b { "yes" } else { "no" }.to_string();
     let mut out = Table::new(fmt, "users");

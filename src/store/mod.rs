@@ -88,6 +88,18 @@ fn is_read_only_fs(e: &io::Error) -> bool {
     e.raw_os_error() == Some(libc::EROFS)
 }
 
+/// Creates the missing directory of a database file (or its copy), 0700.
+pub(crate) fn make_parent(path: &Path) -> Result<()> {
+    let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) else { return Ok(()) };
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|source| {
+        if is_read_only_fs(&source) {
+            StoreError::ReadOnly { path: path.to_path_buf(), detail: format!("cannot create {}", dir.display()) }
+        } else {
+            StoreError::CreateDir { dir: dir.to_path_buf(), source }
+        }
+    })
+}
+
 impl Store {
     /// Opens (creating if needed) the daemon's database, with an integrity check.
     pub fn open(path: &Path) -> Result<Store> {
@@ -98,15 +110,7 @@ impl Store {
     /// WAL mode, busy timeout, schema migrated.
     pub fn open_with(path: &Path, opts: &OpenOptions) -> Result<Store> {
         let path = path.to_path_buf();
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
-            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|source| {
-                if is_read_only_fs(&source) {
-                    StoreError::ReadOnly { path: path.clone(), detail: format!("cannot create {}", dir.display()) }
-                } else {
-                    StoreError::CreateDir { dir: dir.to_path_buf(), source }
-                }
-            })?;
-        }
+        make_parent(&path)?;
         // Create the file ourselves so it is private from the first byte;
         // SQLite gives its -wal and -shm files the same mode.
         match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&path) {

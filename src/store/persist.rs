@@ -6,12 +6,12 @@
 //! fsynced and renamed over it, so the flash side always holds either the
 //! old copy or the new one, never half of one.
 
-use super::Store;
 use super::error::{Result, StoreError};
+use super::{Store, make_parent};
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// The flash copy a build uses when `--persist` is not given: set at
@@ -39,19 +39,9 @@ fn temp_beside(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// `what` is the step of the save that failed (create, sync, rename).
 fn io_err(path: &Path, what: &str, e: &io::Error) -> StoreError {
-    StoreError::Io { path: path.to_path_buf(), detail: format!("{what}: {e}") }
-}
-
-fn make_parent(path: &Path) -> Result<()> {
-    match path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
-        Some(dir) => fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|source| StoreError::CreateDir { dir: dir.to_path_buf(), source }),
-        None => Ok(()),
-    }
+    StoreError::Io { path: path.to_path_buf(), detail: format!("saving the copy: {what}: {e}") }
 }
 
 /// Makes a rename in `path`'s directory durable.
@@ -73,21 +63,21 @@ fn copy(from: &rusqlite::Connection, target: &Path) -> Result<u64> {
     // (validators, MD5 secrets) from the first byte; a crash's leftover goes.
     let _ = fs::remove_file(&tmp);
     let result = (|| {
-        OpenOptions::new()
+        let file = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
             .open(&tmp)
-            .map_err(|e| io_err(target, "cannot create the new copy", &e))?;
+            .map_err(|e| io_err(target, "create", &e))?;
         let name = tmp.to_str().ok_or_else(|| StoreError::Usage(format!("{} is not UTF-8", tmp.display())))?;
         from.execute("VACUUM INTO ?1", [name]).map_err(|e| StoreError::from_sql(target, e))?;
-        let file = File::open(&tmp).map_err(|e| io_err(target, "cannot reopen the new copy", &e))?;
         // SQLite does not sync a VACUUM INTO file; a power cut after the
-        // rename must find the data there.
-        file.sync_all().map_err(|e| io_err(target, "cannot sync the new copy", &e))?;
+        // rename must find the data there (fsync through our descriptor
+        // covers what SQLite wrote through its own).
+        file.sync_all().map_err(|e| io_err(target, "sync", &e))?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
-        fs::rename(&tmp, target).map_err(|e| io_err(target, "cannot replace the old copy", &e))?;
-        sync_dir(target).map_err(|e| io_err(target, "cannot sync its directory", &e))?;
+        fs::rename(&tmp, target).map_err(|e| io_err(target, "rename", &e))?;
+        sync_dir(target).map_err(|e| io_err(target, "sync the directory", &e))?;
         Ok(size)
     })();
     if result.is_err() {

@@ -3,7 +3,7 @@
 //! in "local" time must not silently become UTC.
 //!
 //! Sources, first found wins: the `TZ` environment variable (a POSIX TZ
-//! string, `:/path/to/tzif` or a zone name under /usr/share/zoneinfo),
+//! string, `:/path/to/tzif` or `:Zone/Name` under /usr/share/zoneinfo),
 //! then /etc/TZ (a POSIX TZ string, OpenWrt), then /etc/localtime (TZif);
 //! none of them means UTC. Read once, at first use.
 
@@ -65,27 +65,16 @@ fn tzif(bytes: Option<Vec<u8>>) -> Result<LocalZone, TzError> {
     Tzif::parse(&bytes.ok_or(TzError::Unreadable)?).map(LocalZone::Tzif)
 }
 
-/// The zone a `TZ` value names.
+/// The zone a `TZ` value names. (`join` keeps an absolute path as it is.)
 fn from_tz_value(v: &[u8], read: &dyn Fn(&Path) -> Option<Vec<u8>>) -> Result<LocalZone, TzError> {
     if v.is_empty() {
         return Ok(LocalZone::Utc);
     }
-    let zoneinfo = |name: &[u8]| read(&Path::new(ZONEINFO).join(std::ffi::OsStr::from_bytes(name)));
     if let Some(path) = v.strip_prefix(b":") {
-        return tzif(if path.starts_with(b"/") {
-            read(Path::new(std::ffi::OsStr::from_bytes(path)))
-        } else {
-            zoneinfo(path)
-        });
+        let path = Path::new(std::ffi::OsStr::from_bytes(path));
+        return tzif(read(&Path::new(ZONEINFO).join(path)));
     }
-    match PosixTz::parse(v) {
-        Ok(p) => Ok(LocalZone::Posix(p)),
-        // `Europe/Berlin` is no POSIX string but names a zoneinfo file.
-        Err(e) if v.contains(&b'/') || v.iter().all(|c| c.is_ascii_alphabetic() || *c == b'_') => {
-            tzif(zoneinfo(v)).map_err(|_| e)
-        }
-        Err(e) => Err(e),
-    }
+    PosixTz::parse(v).map(LocalZone::Posix)
 }
 
 /// A source that was there but could not be used (it is skipped).
@@ -168,12 +157,11 @@ mod tests {
     }
 
     #[test]
-    fn tz_names_files_with_a_colon_or_a_zone_name() {
+    fn tz_names_files_with_a_colon() {
         let f = tzif::build(3600, &[], "CET-1");
         let read = files(&[("/tmp/z", f.clone()), ("/usr/share/zoneinfo/Europe/Paris", f.clone())]);
         assert_eq!(select(Some(":/tmp/z".into()), &read).0.offset_at(0), 3600);
         assert_eq!(select(Some(":Europe/Paris".into()), &read).0.offset_at(0), 3600);
-        assert_eq!(select(Some("Europe/Paris".into()), &read).0.offset_at(0), 3600);
     }
 
     #[test]

@@ -122,7 +122,7 @@ impl Cursor<'_> {
 
     fn expect(&mut self, b: u8) -> Result<(), TzError> {
         if self.peek() != Some(b) {
-            return Err(TzError::Posix("expected ',' before a rule"));
+            return Err(TzError::Posix("a rule (Jn, n or Mm.w.d) is missing"));
         }
         self.i += 1;
         Ok(())
@@ -137,7 +137,7 @@ impl Cursor<'_> {
                 self.i += 1;
             }
             if self.peek() != Some(b'>') || self.i - start < 4 {
-                return Err(TzError::Posix("a <quoted> name needs 3 or more letters, digits or signs and a '>'"));
+                return Err(TzError::Posix("a zone name needs 3 or more letters"));
             }
             self.i += 1;
         } else {
@@ -199,7 +199,7 @@ impl Cursor<'_> {
                 self.i += 1;
                 let n = self.number(365)?;
                 if n == 0 {
-                    return Err(TzError::Posix("Jn counts days from 1"));
+                    return Err(TzError::Posix("a number is missing or out of range"));
                 }
                 Rule::Julian1(n as u16)
             }
@@ -211,7 +211,7 @@ impl Cursor<'_> {
                 self.dot()?;
                 let weekday = self.number(6)?;
                 if month == 0 || week == 0 {
-                    return Err(TzError::Posix("Mm.w.d counts months and weeks from 1"));
+                    return Err(TzError::Posix("a number is missing or out of range"));
                 }
                 Rule::MonthWeek { month: month as u8, week: week as u8, weekday: weekday as u8 }
             }
@@ -228,7 +228,7 @@ impl Cursor<'_> {
 
     fn dot(&mut self) -> Result<(), TzError> {
         if self.peek() != Some(b'.') {
-            return Err(TzError::Posix("Mm.w.d needs its dots"));
+            return Err(TzError::Posix("a rule (Jn, n or Mm.w.d) is missing"));
         }
         self.i += 1;
         Ok(())

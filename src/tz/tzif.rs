@@ -47,7 +47,7 @@ fn header(b: &[u8]) -> Result<Header, TzError> {
         charcnt: n(5),
     };
     if h.typecnt == 0 {
-        return Err(TzError::Tzif("no local time types"));
+        return Err(TzError::Tzif("damaged or cut short"));
     }
     Ok(h)
 }
@@ -78,7 +78,7 @@ impl Header {
 
 /// `end` as an index into a file of `len` bytes, if the file is that long.
 fn within(len: usize, end: u64) -> Result<usize, TzError> {
-    usize::try_from(end).ok().filter(|&e| e <= len).ok_or(TzError::Tzif("the file is shorter than its header says"))
+    usize::try_from(end).ok().filter(|&e| e <= len).ok_or(TzError::Tzif("damaged or cut short"))
 }
 
 impl Tzif {
@@ -96,13 +96,11 @@ impl Tzif {
         let (times, data) = data.split_at(h.timecnt * 8);
         let (idx, types) = data.split_at(h.timecnt);
         let utoff = |i: usize| -> Result<i32, TzError> {
-            let t = types
-                .get(i * 6..i * 6 + 4)
-                .filter(|_| i < h.typecnt)
-                .ok_or(TzError::Tzif("a transition names a missing type"))?;
+            let t =
+                types.get(i * 6..i * 6 + 4).filter(|_| i < h.typecnt).ok_or(TzError::Tzif("damaged or cut short"))?;
             let off = be32(t) as i32;
             if off.unsigned_abs() > 26 * 3600 {
-                return Err(TzError::Tzif("an offset beyond 26 hours"));
+                return Err(TzError::Tzif("damaged or cut short"));
             }
             Ok(off)
         };
@@ -116,7 +114,7 @@ impl Tzif {
         }
         let footer = match rest {
             [b'\n', tail @ ..] => {
-                let end = memchr::memchr(b'\n', tail).ok_or(TzError::Tzif("unterminated footer"))?;
+                let end = memchr::memchr(b'\n', tail).ok_or(TzError::Tzif("damaged or cut short"))?;
                 let s = &tail[..end];
                 if s.is_empty() { None } else { Some(PosixTz::parse(s)?) }
             }
