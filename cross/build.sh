@@ -31,7 +31,16 @@ install_tools >&2
 # helpers): about 9 KB; the data path is system calls, not std code.
 # -Zlocation-detail=none drops the file:line of every panic site (about
 # 19 KB); a panic still prints its message, which names what went wrong.
-RUSTFLAGS="-C force-unwind-tables=no -Zlocation-detail=none ${RUSTFLAGS-}" \
+# -Zfmt-debug=none makes every Debug impl print nothing (about 10 KB): no
+# message, log line or error of btestd's uses {:?} outside tests.
+# On x86_64 and aarch64 LLVM's machine outliner folds repeated instruction
+# sequences into shared calls (about 10 KB of Rust; cross/lib.sh does the
+# same for SQLite's C): code size, not speed, is what routers run out of.
+outline=
+case $target in
+    x86_64-* | aarch64-*) outline="-Cllvm-args=-enable-machine-outliner=always" ;;
+esac
+RUSTFLAGS="-C force-unwind-tables=no -Zlocation-detail=none -Zfmt-debug=none $outline ${RUSTFLAGS-}" \
     cross_cargo "$target" build --release -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size \
     --manifest-path "$manifest" --bin "$bin" "$@" >&2
 

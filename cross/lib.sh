@@ -105,6 +105,8 @@ zig_cflags() {
     case $1 in
         armv7-unknown-linux-musleabihf) echo "-mcpu=generic+v7a+vfp3d16+thumb2" ;;
         mips-unknown-linux-musl | mipsel-unknown-linux-musl) echo "-mcpu=mips32r2" ;;
+        # LLVM's machine outliner (see cross/build.sh): about 11 KB of SQLite.
+        x86_64-* | aarch64-*) echo "-mllvm -enable-machine-outliner=always" ;;
     esac
 }
 

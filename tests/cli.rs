@@ -44,8 +44,8 @@ fn bad_values_stop_the_start_with_a_reason() {
     let db = dir.db();
     let db = db.to_str().unwrap();
     for (args, reason) in [
-        (&["--flush-interval", "0"][..], "--flush-interval must be between 0 and 3600 seconds"),
-        (&["--flush-interval", "3601"], "--flush-interval must be between 0 and 3600 seconds"),
+        (&["--flush-interval", "0"][..], "--flush-interval must be 1 to 3600 seconds"),
+        (&["--flush-interval", "3601"], "--flush-interval must be 1 to 3600 seconds"),
         (&["--persist-interval", "0.5"], "--persist-interval at least 1 second"),
         (&["--flush-interval", "1e3"], "invalid duration '1e3'"),
         (&["--max-memory", "lots"], "invalid amount 'lots'"),

@@ -174,7 +174,7 @@ fn a_start_error_is_logged_at_err_and_exits_1() {
     let mut seen = Vec::new();
     let err = log.wait(&mut seen, pid, "--flush-interval", Duration::from_secs(2));
     assert_eq!(err.priority, ERR, "{err:?}");
-    assert_eq!(err.message, "--flush-interval must be between 0 and 3600 seconds");
+    assert_eq!(err.message, "--flush-interval must be 1 to 3600 seconds, --persist-interval at least 1 second");
     assert_eq!(stderr_of(&mut child), "");
 }
 

@@ -30,6 +30,8 @@ pub struct Args {
     pub cmd: Option<Sub>,
 }
 
+/// Parsed once at start, so the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(FromArgs)]
 #[argh(subcommand)]
 pub enum Sub {
@@ -40,6 +42,13 @@ pub enum Sub {
     Usage(usage::UsageArgs),
     Status(status::StatusArgs),
     Probe(probe::ProbeArgs),
+}
+
+impl Args {
+    /// Whether the command writes to sockets, where SIGPIPE must not end it.
+    pub fn talks_to_sockets(&self) -> bool {
+        matches!(self.cmd, Some(Sub::Serve(_) | Sub::Client(_) | Sub::Status(_) | Sub::Probe(_)))
+    }
 }
 
 /// Runs the parsed command line; returns the process exit code.
@@ -57,7 +66,9 @@ pub fn run(args: Args) -> i32 {
         Some(Sub::Status(a)) => status::status(a),
         Some(Sub::Probe(a)) => probe::probe(a),
         None => {
-            eprintln!("btestd: give a subcommand (serve, client, user, quota, usage, status, probe); see btestd --help");
+            eprintln!(
+                "btestd: give a subcommand (serve, client, user, quota, usage, status, probe); see btestd --help"
+            );
             1
         }
     }

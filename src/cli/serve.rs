@@ -253,7 +253,7 @@ pub fn serve(a: ServeArgs) -> i32 {
         return 1;
     }
     if a.flush_interval.is_zero() || a.flush_interval > Duration::from_secs(3600) || a.persist_interval.as_secs() == 0 {
-        log::error!("--flush-interval must be between 0 and 3600 seconds, --persist-interval at least 1 second");
+        log::error!("--flush-interval must be 1 to 3600 seconds, --persist-interval at least 1 second");
         return 1;
     }
     let live = a.db.clone().unwrap_or_else(crate::store::default_db_path);

@@ -96,7 +96,8 @@ pub fn primary(
     let token = match rep {
         Reply::Ok(token) => token,
         Reply::Failed => return Err(ClientError::Refused),
-        other => return Err(ClientError::Protocol(format!("unexpected reply {other:?} after authentication"))),
+        // Only a challenge is left: the server asked again after our answer.
+        _ => return Err(ClientError::Protocol("the server sent another challenge after authentication".into())),
     };
     let udp_port = match cmd.proto {
         crate::proto::Protocol::Udp => {

@@ -280,7 +280,7 @@ impl Server {
         }
         s.reply(&reply::ok(tok));
         if let Some(t) = s.trace(0) {
-            t.line(format_args!("tx OK token={tok:?} {}", crate::trace::hex(&reply::ok(tok))));
+            t.line(format_args!("tx OK token={} {}", tok.unwrap_or(0), crate::trace::hex(&reply::ok(tok))));
         }
         if let Some(port) = s.udp_port() {
             s.reply(&port.to_be_bytes());
@@ -368,7 +368,11 @@ impl Server {
         let index = s.conn_count() - 1;
         if let Some(t) = s.trace(index) {
             let ok = reply::ok(s.token());
-            t.line(format_args!("joined from {peer}; tx OK token={:?} {}", s.token(), crate::trace::hex(&ok)));
+            t.line(format_args!(
+                "joined from {peer}; tx OK token={} {}",
+                s.token().unwrap_or(0),
+                crate::trace::hex(&ok)
+            ));
         }
         log::debug!("session {}: connection {}/{} joined from {peer}", s.id(), index + 1, s.cmd().connections());
         if s.is_complete() {
