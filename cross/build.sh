@@ -31,6 +31,8 @@ install_tools >&2
 # helpers): about 9 KB; the data path is system calls, not std code.
 # -Zlocation-detail=none drops the file:line of every panic site (about
 # 19 KB); a panic still prints its message, which names what went wrong.
+# SHA-256 (EC-SRP5's hash, a few per login) from its compact portable
+# code, not the unrolled and SHA-NI ones: about 10 KB.
 # -Zfmt-debug=none makes every Debug impl print nothing (about 10 KB): no
 # message, log line or error of btestd's uses {:?} outside tests.
 # On x86_64 and aarch64 LLVM's machine outliner folds repeated instruction
@@ -40,7 +42,7 @@ outline=
 case $target in
     x86_64-* | aarch64-*) outline="-Cllvm-args=-enable-machine-outliner=always" ;;
 esac
-RUSTFLAGS="-C force-unwind-tables=no -Zlocation-detail=none -Zfmt-debug=none $outline ${RUSTFLAGS-}" \
+RUSTFLAGS="-C force-unwind-tables=no -Zlocation-detail=none -Zfmt-debug=none --cfg sha2_backend=\"soft\" --cfg sha2_backend_soft=\"compact\" $outline ${RUSTFLAGS-}" \
     cross_cargo "$target" build --release -Zbuild-std=std,panic_abort -Zbuild-std-features=optimize_for_size \
     --manifest-path "$manifest" --bin "$bin" "$@" >&2
 

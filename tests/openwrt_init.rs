@@ -75,7 +75,7 @@ fn the_shipped_example_enabled_gives_this_exact_service() {
         "--allow", "fc00::/7", "--allow", "fe80::/10",
         "--max-sessions", "4", "--max-sessions-per-ip", "2", "--max-duration", "600",
         "--handshake-timeout", "10", "--idle-timeout", "30", "--persist-interval", "3600",
-        "--persist", "/etc/btestd/btestd.db",
+        "--persist", "/etc/btestd/btestd.db", "--syslog",
     ];
     assert_eq!(r.command(), want);
     // No --db: the service and `btestd user add` meet at the binary's default.
@@ -89,8 +89,6 @@ fn the_shipped_example_enabled_gives_this_exact_service() {
             "param reload_signal HUP",
             "param term_timeout 15",
             "param respawn 3600 5 5",
-            "param stdout 1",
-            "param stderr 1",
         ]
     );
     assert_eq!(r.with("jail"), ["jail btestd-main log procfs"]);
@@ -112,6 +110,7 @@ fn the_shipped_example_enabled_gives_this_exact_service() {
 fn full_config(dir: &TempDir) -> (String, String, String) {
     let db = dir.path("ram/btestd.db");
     let persist = dir.path("flash/btestd.db");
+    let (ctl, prom, token) = (dir.path("run"), dir.path("prometheus"), dir.path("web-token"));
     let text = format!(
         "config btestd 'lab'
 	option enabled '1'
@@ -151,6 +150,13 @@ fn full_config(dir: &TempDir) -> (String, String, String) {
 	option verbose '1'
 	option quiet '0'
 	option syslog '1'
+	option control '{ctl}/btestd.control'
+	option metrics_file '{prom}/btestd.prom'
+	option metrics_interval '5'
+	option http '127.0.0.1:0'
+	list http_allow '127.0.0.0/8'
+	option http_token_file '{token}'
+	option http_visitors '1'
 "
     );
     let path = dir.path("btestd-full");
@@ -162,21 +168,26 @@ fn full_config(dir: &TempDir) -> (String, String, String) {
 fn every_option_reaches_the_command_line_jail_and_firewall() {
     let dir = TempDir::new();
     let (config, db, persist) = full_config(&dir);
+    let (control, metrics, token) =
+        (dir.path("run/btestd.control"), dir.path("prometheus/btestd.prom"), dir.path("web-token"));
     let r = Record::of(&config, &["btestd"]);
     #[rustfmt::skip]
     let want = vec![
         "/usr/bin/btestd", "serve",
         "--listen", "127.0.0.1:0", "--listen", "[::1]:0",
         "--allow", "127.0.0.0/8", "--allow", "::1/128", "--deny", "127.0.0.9/32", "--trace", "127.0.0.2",
+        "--http-allow", "127.0.0.0/8",
         "--udp-port-base", "31000", "--udp-port-count", "50", "--udp-io", "portable", "--auth-scheme", "md5",
         "--max-sessions", "8", "--max-sessions-per-ip", "3", "--max-connections", "20",
         "--max-handshakes", "64", "--max-handshakes-per-ip", "4", "--max-duration", "120",
         "--max-rate", "100M", "--max-rate-total", "500M", "--max-memory", "16MiB", "--max-socket-memory", "8MiB",
         "--auth-fail-limit", "3", "--auth-ban", "60", "--handshake-timeout", "5", "--idle-timeout", "20",
         "--join-timeout", "3", "--flush-interval", "2", "--persist-interval", "600",
+        "--metrics-interval", "5", "--http", "127.0.0.1:0",
         "--db", &db, "--persist", &persist,
         "--user", "btest", "--password", "change me",
-        "-v", "--syslog",
+        "-v", "--syslog", "--http-visitors",
+        "--control", &control, "--metrics-file", &metrics, "--http-token-file", &token,
     ];
     assert_eq!(r.command(), want);
     // syslog: procd does not capture the output as well.
@@ -194,6 +205,9 @@ fn every_option_reaches_the_command_line_jail_and_firewall() {
     let ram = db.rsplit_once('/').unwrap().0;
     let flash = persist.rsplit_once('/').unwrap().0;
     let mut mounts = vec![format!("mount rw {ram}"), format!("mount rw {flash}")];
+    mounts.push(format!("mount rw {}", dir.path("run")));
+    mounts.push(format!("mount rw {}", dir.path("prometheus")));
+    mounts.push(format!("mount ro {token}"));
     mounts.extend(zone_mounts());
     assert_eq!(r.with("mount"), mounts);
     // Directories that do not exist are made for the daemon's user.
@@ -202,8 +216,12 @@ fn every_option_reaches_the_command_line_jail_and_firewall() {
         [
             format!("mkdir -p {ram}"),
             format!("mkdir -p {flash}"),
+            format!("mkdir -p {}", dir.path("run")),
+            format!("mkdir -p {}", dir.path("prometheus")),
             format!("chown btestd {ram}"),
-            format!("chown btestd {flash}")
+            format!("chown btestd {flash}"),
+            format!("chown btestd {}", dir.path("run")),
+            format!("chown btestd {}", dir.path("prometheus")),
         ]
     );
     assert_eq!(
@@ -240,7 +258,7 @@ fn without_the_account_the_daemon_runs_as_root_and_owns_nothing() {
     let r = Record::of(&config, &[]);
     assert!(r.with("param user").is_empty());
     assert!(r.with("chown").is_empty());
-    assert_eq!(r.with("mkdir").len(), 2);
+    assert_eq!(r.with("mkdir").len(), 4, "database, copy, control socket and metrics directories");
 }
 
 #[test]
@@ -267,15 +285,14 @@ fn the_binary_accepts_the_full_command_line() {
     let dir = TempDir::new();
     let (config, db, persist) = full_config(&dir);
     let r = Record::of(&config, &["btestd"]);
-    let help = Command::new(BIN).args(["serve", "--help"]).output().unwrap();
-    let has_syslog = String::from_utf8_lossy(&help.stdout).contains("--syslog");
-    let args: Vec<&str> = r.command()[2..].iter().copied().filter(|a| has_syslog || *a != "--syslog").collect();
-    if !has_syslog {
-        eprintln!("this build has no --syslog yet: checked without it");
-    }
+    let args = &r.command()[2..];
+    // What the script's mkdir would have made, and the operator's token.
+    std::fs::create_dir_all(dir.path("run")).unwrap();
+    std::fs::create_dir_all(dir.path("prometheus")).unwrap();
+    std::fs::write(dir.path("web-token"), "a-token-of-24-characters\n").unwrap();
     let mut child = Command::new(BIN)
         .args(["serve"])
-        .args(&args)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -292,6 +309,7 @@ fn the_binary_accepts_the_full_command_line() {
     assert!(status.success(), "{err}");
     assert!(Path::new(&db).exists(), "{err}");
     assert!(Path::new(&persist).exists(), "saved at stop: {err}");
+    assert!(Path::new(&dir.path("prometheus/btestd.prom")).exists(), "metrics written: {err}");
 }
 
 /// The feed's on-target check (test.sh PACKAGE VERSION) passes with this
