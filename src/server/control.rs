@@ -5,12 +5,13 @@
 //! deadline, so a client that never sends or never reads cannot stall the
 //! loop or hold memory.
 
+use super::outbox::{Outbox, Step};
 use super::slab::Slab;
 use super::{KIND_CONTROL, Server, ServerError, token};
 use crate::observe::request::{self, MAX_REQUEST, Request};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Registry};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -38,8 +39,7 @@ pub fn default_path(db: &Path) -> PathBuf {
 struct Client {
     sock: UnixStream,
     request: Vec<u8>,
-    reply: Vec<u8>,
-    sent: usize,
+    out: Outbox,
     since: Instant,
 }
 
@@ -47,12 +47,6 @@ pub(super) struct Control {
     listener: UnixListener,
     path: PathBuf,
     clients: Slab<Client>,
-}
-
-/// What one pass over a client left to do.
-enum Step {
-    Wait,
-    Done,
 }
 
 impl Control {
@@ -145,7 +139,7 @@ impl Server {
                 log::debug!("control client refused: {MAX_CLIENTS} already served");
                 continue;
             }
-            let key = ctl.clients.insert(Client { sock, request: Vec::new(), reply: Vec::new(), sent: 0, since: now });
+            let key = ctl.clients.insert(Client { sock, request: Vec::new(), out: Outbox::default(), since: now });
             let Some(c) = ctl.clients.get_mut(key) else { return };
             let interest = Interest::READABLE | Interest::WRITABLE;
             if self.poll.registry().register(&mut c.sock, token(KIND_CONTROL, key + 1), interest).is_err() {
@@ -180,7 +174,7 @@ impl Server {
     /// after it was answered.
     fn control_read(&mut self, key: usize) -> Option<Result<Request, request::RequestError>> {
         let c = self.control.as_mut()?.clients.get_mut(key)?;
-        if !c.reply.is_empty() {
+        if c.out.is_set() {
             return None;
         }
         let mut buf = [0u8; MAX_REQUEST];
@@ -203,24 +197,13 @@ impl Server {
 
     fn control_reply(&mut self, key: usize, reply: Vec<u8>) -> Step {
         let Some(c) = self.control.as_mut().and_then(|ctl| ctl.clients.get_mut(key)) else { return Step::Done };
-        c.reply = reply;
+        c.out.set(reply);
         self.control_write(key)
     }
 
     /// Writes the rest of the reply; Done once it is all out (or the client went away).
     fn control_write(&mut self, key: usize) -> Step {
         let Some(c) = self.control.as_mut().and_then(|ctl| ctl.clients.get_mut(key)) else { return Step::Done };
-        if c.reply.is_empty() {
-            return Step::Wait;
-        }
-        while c.sent < c.reply.len() {
-            match c.sock.write(&c.reply[c.sent..]) {
-                Ok(n) => c.sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Wait,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Step::Done,
-            }
-        }
-        Step::Done
+        c.out.write_to(&mut c.sock)
     }
 }

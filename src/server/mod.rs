@@ -19,6 +19,7 @@ mod lifecycle;
 pub mod log_limit;
 mod logins;
 mod observe;
+mod outbox;
 pub mod ports;
 pub mod rates;
 pub mod session;

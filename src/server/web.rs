@@ -7,6 +7,7 @@
 //! usage and budget.
 
 use super::config::WebConfig;
+use super::outbox::{Outbox, Step};
 use super::slab::Slab;
 use super::{KIND_HTTP, Server, ServerError, token};
 use crate::http::{self, Route};
@@ -39,8 +40,7 @@ struct Conn {
     addr: IpAddr,
     ip: IpAddr,
     request: Vec<u8>,
-    reply: Vec<u8>,
-    sent: usize,
+    out: Outbox,
     since: Instant,
 }
 
@@ -55,11 +55,6 @@ pub(super) struct Web {
     conns: Slab<Conn>,
     cfg: WebConfig,
     rate: HashMap<IpAddr, Bucket>,
-}
-
-enum Step {
-    Wait,
-    Done,
 }
 
 impl Web {
@@ -142,7 +137,7 @@ impl Server {
                 let _ = sock.write(&http::error(503, "Service Unavailable"));
                 continue;
             }
-            let conn = Conn { sock, addr, ip, request: Vec::new(), reply: Vec::new(), sent: 0, since: now };
+            let conn = Conn { sock, addr, ip, request: Vec::new(), out: Outbox::default(), since: now };
             let key = web.conns.insert(conn);
             let Some(c) = web.conns.get_mut(key) else { return };
             let interest = Interest::READABLE | Interest::WRITABLE;
@@ -174,7 +169,7 @@ impl Server {
     /// The request once its head is complete (only once).
     fn web_read(&mut self, key: usize) -> Option<Result<http::Request, http::HttpError>> {
         let c = self.web.as_mut()?.conns.get_mut(key)?;
-        if !c.reply.is_empty() {
+        if c.out.is_set() {
             return None;
         }
         let mut buf = [0u8; 1024];
@@ -222,22 +217,14 @@ impl Server {
 
     fn web_reply(&mut self, key: usize, reply: Vec<u8>) -> Step {
         let Some(c) = self.web.as_mut().and_then(|w| w.conns.get_mut(key)) else { return Step::Done };
-        c.reply = reply;
+        c.out.set(reply);
         self.web_write(key)
     }
 
     fn web_write(&mut self, key: usize) -> Step {
         let Some(c) = self.web.as_mut().and_then(|w| w.conns.get_mut(key)) else { return Step::Done };
-        if c.reply.is_empty() {
+        if c.out.write_to(&mut c.sock) == Step::Wait {
             return Step::Wait;
-        }
-        while c.sent < c.reply.len() {
-            match c.sock.write(&c.reply[c.sent..]) {
-                Ok(n) => c.sent += n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Step::Wait,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Step::Done,
-            }
         }
         let _ = c.sock.shutdown(std::net::Shutdown::Write);
         // Unread request bytes would make the close a reset, which can

@@ -390,19 +390,8 @@ fn recv_gro(sock: &UdpSocket, scratch: &mut [u8], each: &mut dyn FnMut(Datagram)
         h.msg_control = cmsgs[i].0.as_mut_ptr().cast();
         h.msg_controllen = cmsgs[i].0.len() as _;
     }
-    let r = loop {
-        // SAFETY: the first n entries point at live buffers owned by this frame or the caller.
-        let r = unsafe { libc::recvmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), n as _, 0, std::ptr::null_mut()) };
-        if r >= 0 {
-            break r as usize;
-        }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::Interrupted => continue,
-            _ if would_block(&e) => return Ok(0),
-            _ => return Err(e),
-        }
-    };
+    // SAFETY: the first n entries point at live buffers owned by this frame or the caller.
+    let r = unsafe { recvmmsg(sock, &mut msgs[..n], 0)? };
     let mut datagrams = 0;
     for (i, slot) in scratch.chunks_exact(GRO_SLOT).take(r).enumerate() {
         let len = (msgs[i].msg_len as usize).min(GRO_SLOT);
@@ -474,21 +463,8 @@ fn recv_batched(sock: &UdpSocket, max: usize, each: &mut dyn FnMut(Datagram)) ->
         h.msg_iov = &mut iovs[i];
         h.msg_iovlen = 1;
     }
-    let r = loop {
-        // SAFETY: the first n entries point at live buffers owned by this frame.
-        let r = unsafe {
-            libc::recvmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), n as _, libc::MSG_TRUNC as _, std::ptr::null_mut())
-        };
-        if r >= 0 {
-            break r as usize;
-        }
-        let e = io::Error::last_os_error();
-        match e.kind() {
-            io::ErrorKind::Interrupted => continue,
-            _ if would_block(&e) => return Ok(0),
-            _ => return Err(e),
-        }
-    };
+    // SAFETY: the first n entries point at live buffers owned by this frame.
+    let r = unsafe { recvmmsg(sock, &mut msgs[..n], libc::MSG_TRUNC)? };
     for i in 0..r {
         let len = msgs[i].msg_len as usize;
         let Some(src) = net::from_sockaddr(&addrs[i]) else { continue };
@@ -496,6 +472,29 @@ fn recv_batched(sock: &UdpSocket, max: usize, each: &mut dyn FnMut(Datagram)) ->
         each(Datagram { src, len, seq: crate::proto::udp::seq(head) });
     }
     Ok(r)
+}
+
+/// recvmmsg(2) of `msgs`, retried when interrupted; 0 when nothing waits.
+///
+/// # Safety
+/// Every header in `msgs` must point at buffers that live for the call.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+unsafe fn recvmmsg(sock: &impl AsRawFd, msgs: &mut [libc::mmsghdr], flags: libc::c_int) -> io::Result<usize> {
+    loop {
+        // SAFETY: the caller's promise about the headers.
+        let r = unsafe {
+            libc::recvmmsg(sock.as_raw_fd(), msgs.as_mut_ptr(), msgs.len() as _, flags as _, std::ptr::null_mut())
+        };
+        if r >= 0 {
+            return Ok(r as usize);
+        }
+        let e = io::Error::last_os_error();
+        match e.kind() {
+            io::ErrorKind::Interrupted => continue,
+            _ if would_block(&e) => return Ok(0),
+            _ => return Err(e),
+        }
+    }
 }
 
 #[cfg(test)]
