@@ -173,7 +173,7 @@ fn open_store(a: &ServeArgs) -> Result<Option<crate::store::Startup>, crate::sto
                 Err(
                     e @ (StoreError::CreateDir { .. } | StoreError::CannotOpen { .. } | StoreError::ReadOnly { .. }),
                 ) if !existed => {
-                    log::warn!("usage is not recorded: {e}; give --db PATH (or --no-db to silence this)");
+                    log::warn!("usage is not recorded: {e} (--no-db silences this)");
                     Ok(None)
                 }
                 Err(e) => Err(e),
