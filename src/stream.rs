@@ -356,75 +356,63 @@ impl Stream {
         if let RxMode::Watch { until } = self.rx_mode {
             self.watch(until);
         }
+        let r = self.read_into(scratch, budget, limit, &mut res);
+        self.account_rx(res.bytes);
+        r.map(|()| res)
+    }
+
+    /// The reads of [`Stream::read`]; what they moved is in `res`, also on error.
+    fn read_into(&mut self, scratch: &mut [u8], budget: u32, limit: u64, res: &mut ReadOutcome) -> io::Result<()> {
         for _ in 0..budget {
             let room = limit.saturating_sub(res.bytes);
             if room == 0 {
                 res.throttled = true;
-                self.account_rx(res.bytes);
-                return Ok(res);
+                return Ok(());
             }
             let blind = if zerocopy::discard_ok() { self.blind(room) } else { 0 };
-            if blind > 0 {
-                match zerocopy::discard(self.sock.as_raw_fd(), blind) {
-                    Ok(0) => {
-                        res.eof = true;
-                        self.account_rx(res.bytes);
-                        return Ok(res);
-                    }
-                    Ok(n) => {
-                        res.bytes += n as u64;
-                        self.scanner.skip_blind(n);
-                        continue;
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                        self.account_rx(res.bytes);
-                        return Ok(res);
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) if zerocopy::unsupported(&e) => zerocopy::disable_discard(&e),
-                    Err(e) => {
-                        self.account_rx(res.bytes);
-                        return Err(e);
-                    }
+            // Bytes nothing needs to see are dropped in the kernel; the rest
+            // are read and scanned for statuses.
+            let got = match (blind > 0).then(|| zerocopy::discard(self.sock.as_raw_fd(), blind)) {
+                Some(Err(e)) if zerocopy::unsupported(&e) => {
+                    zerocopy::disable_discard(&e);
+                    self.read_scanned(scratch, room)
                 }
-            }
-            let mut len = scratch.len().min(usize::try_from(room).unwrap_or(usize::MAX));
-            if self.rx_mode == RxMode::Boundaries && zerocopy::discard_ok() {
-                // At a block boundary: a status's worth tells what follows.
-                len = len.min(Status::LEN);
-            }
-            match self.sock.read(&mut scratch[..len]) {
+                Some(r) => r.inspect(|&n| self.scanner.skip_blind(n)),
+                None => self.read_scanned(scratch, room),
+            };
+            match got {
                 Ok(0) => {
                     res.eof = true;
-                    self.account_rx(res.bytes);
-                    return Ok(res);
+                    return Ok(());
                 }
-                Ok(n) => {
-                    res.bytes += n as u64;
-                    let (peer, trace) = (&mut self.peer, &self.trace);
-                    self.scanner.feed_raw(&scratch[..n], |s, raw| {
-                        peer.last = Some(s);
-                        peer.count += 1;
-                        peer.bytes += u64::from(s.bytes);
-                        if let Some(t) = trace {
-                            t.line(format_args!("rx {}", crate::trace::status(raw)));
-                        }
-                    });
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.account_rx(res.bytes);
-                    return Ok(res);
-                }
+                Ok(n) => res.bytes += n as u64,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    self.account_rx(res.bytes);
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
         }
-        self.account_rx(res.bytes);
         res.more = true;
-        Ok(res)
+        Ok(())
+    }
+
+    /// One read of at most `room` bytes into `scratch`, fed to the status scanner.
+    fn read_scanned(&mut self, scratch: &mut [u8], room: u64) -> io::Result<usize> {
+        let mut len = scratch.len().min(usize::try_from(room).unwrap_or(usize::MAX));
+        if self.rx_mode == RxMode::Boundaries && zerocopy::discard_ok() {
+            // At a block boundary: a status's worth tells what follows.
+            len = len.min(Status::LEN);
+        }
+        let n = self.sock.read(&mut scratch[..len])?;
+        let (peer, trace) = (&mut self.peer, &self.trace);
+        self.scanner.feed_raw(&scratch[..n], |s, raw| {
+            peer.last = Some(s);
+            peer.count += 1;
+            peer.bytes += u64::from(s.bytes);
+            if let Some(t) = trace {
+                t.line(format_args!("rx {}", crate::trace::status(raw)));
+            }
+        });
+        Ok(n)
     }
 
     /// Bytes read since the last call: what this side's next status reports.
