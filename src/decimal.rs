@@ -2,6 +2,23 @@
 //! seconds). Integer arithmetic only: `1.1G` is exactly 1,100,000,000, and
 //! the binary carries no float parser.
 
+/// `n` in `one` below 1000, else with one decimal in the largest of
+/// `prefixed` (kilo, mega, ...) that keeps it under 1000: `999 B`,
+/// `10.2 GB`, `1.0 Mbit/s`.
+pub fn format_prefixed(n: u64, one: &str, prefixed: &[&str]) -> String {
+    if n < 1000 || prefixed.is_empty() {
+        return format!("{n} {one}");
+    }
+    let mut value = n as f64 / 1000.0;
+    let mut unit = 0;
+    // Move up while the rounded figure would print as 1000.0 or more.
+    while value >= 999.95 && unit + 1 < prefixed.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", prefixed[unit])
+}
+
 /// `num` (digits with at most one `.`, no sign or exponent) times `mult`,
 /// rounded down; `None` when it is not such a number or exceeds u128.
 pub fn scaled(num: &str, mult: u64) -> Option<u128> {

@@ -70,21 +70,9 @@ impl Table {
         if self.rows.len() <= 1 {
             return Ok(());
         }
-        let cols = self.rows.iter().map(Vec::len).max().unwrap_or(0);
-        let widths: Vec<usize> = (0..cols)
-            .map(|c| self.rows.iter().filter_map(|r| r.get(c)).map(|f| f.chars().count()).max().unwrap_or(0))
-            .collect();
-        for r in &self.rows {
-            let mut line = String::new();
-            for (c, f) in r.iter().enumerate() {
-                line.push_str(f);
-                if c + 1 < r.len() {
-                    let pad = widths[c].saturating_sub(f.chars().count()) + 2;
-                    line.extend(std::iter::repeat_n(' ', pad));
-                }
-            }
-            writeln!(out, "{line}").map_err(w)?;
-        }
+        let mut text = String::new();
+        crate::observe::status::aligned(&mut text, &self.rows);
+        out.write_all(text.as_bytes()).map_err(w)?;
         Ok(())
     }
 }

@@ -66,16 +66,7 @@ pub struct Status {
 
 /// `12.3 Mbit/s`, decimal units.
 pub fn format_rate(bps: u64) -> String {
-    const UNITS: [&str; 4] = ["kbit/s", "Mbit/s", "Gbit/s", "Tbit/s"];
-    if bps < 1000 {
-        return format!("{bps} bit/s");
-    }
-    let (mut v, mut unit) = (bps as f64 / 1000.0, 0);
-    while v >= 999.95 && unit + 1 < UNITS.len() {
-        v /= 1000.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
+    crate::decimal::format_prefixed(bps, "bit/s", &["kbit/s", "Mbit/s", "Gbit/s", "Tbit/s"])
 }
 
 /// `1h02m03s`, `4m05s`, `7s`.
@@ -193,9 +184,10 @@ impl Status {
     }
 }
 
-/// Appends `rows` as columns aligned on their widest cell.
-fn aligned(o: &mut String, rows: &[Vec<String>]) {
-    let cols = rows.first().map_or(0, Vec::len);
+/// Appends `rows` as columns aligned on their widest cell, two spaces
+/// apart; the last cell of a row is not padded.
+pub fn aligned(o: &mut String, rows: &[Vec<String>]) {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> =
         (0..cols).map(|c| rows.iter().filter_map(|r| r.get(c)).map(|f| f.chars().count()).max().unwrap_or(0)).collect();
     for r in rows {

@@ -56,18 +56,7 @@ pub fn parse_amount(s: &str) -> Result<u64, AmountError> {
 
 /// Formats bytes with decimal units and one decimal: `999 B`, `10.0 GB`.
 pub fn format_amount(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["kB", "MB", "GB", "TB", "PB", "EB"];
-    if bytes < 1000 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1000.0;
-    let mut unit = 0;
-    // Move up while the rounded figure would print as 1000.0 or more.
-    while value >= 999.95 && unit + 1 < UNITS.len() {
-        value /= 1000.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
+    crate::decimal::format_prefixed(bytes, "B", &["kB", "MB", "GB", "TB", "PB", "EB"])
 }
 
 #[cfg(test)]
