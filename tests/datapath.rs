@@ -144,15 +144,6 @@ fn random_payload_is_random_on_both_paths() {
     }
 }
 
-fn status(cpu: u8, seq: u32, bytes: u32) -> [u8; 12] {
-    let mut s = [0u8; 12];
-    s[0] = 0x07;
-    s[1] = cpu;
-    s[4..8].copy_from_slice(&seq.to_le_bytes());
-    s[8..12].copy_from_slice(&bytes.to_le_bytes());
-    s
-}
-
 /// Random payload (32 KiB blocks) with fake frame starts inside every
 /// block and real statuses at block boundaries: the zero-copy path reads
 /// only the boundaries and still finds exactly the real ones.

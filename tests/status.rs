@@ -14,16 +14,6 @@ use std::time::{Duration, Instant};
 const LOG_WAIT: Duration = Duration::from_secs(10);
 const BLOCK: usize = 32768;
 
-/// `07 cpu 00 00 seq(LE) bytes(LE)` with the CPU byte exactly as given.
-fn status(cpu: u8, seq: u32, bytes: u32) -> [u8; 12] {
-    let mut s = [0u8; 12];
-    s[0] = 0x07;
-    s[1] = cpu;
-    s[4..8].copy_from_slice(&seq.to_le_bytes());
-    s[8..12].copy_from_slice(&bytes.to_le_bytes());
-    s
-}
-
 /// A server status found in a TCP stream, and the payload bytes before it.
 #[derive(Debug, Clone, Copy)]
 struct Found {

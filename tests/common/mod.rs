@@ -429,3 +429,14 @@ pub const BUSY: [&str; 8] = [
     "--max-handshakes-per-ip",
     "300",
 ];
+
+/// A status message, `07 cpu 00 00 seq(LE) bytes(LE)`, with the CPU byte
+/// exactly as given.
+pub fn status(cpu: u8, seq: u32, bytes: u32) -> [u8; 12] {
+    let mut s = [0u8; 12];
+    s[0] = 0x07;
+    s[1] = cpu;
+    s[4..8].copy_from_slice(&seq.to_le_bytes());
+    s[8..12].copy_from_slice(&bytes.to_le_bytes());
+    s
+}
