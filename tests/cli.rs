@@ -68,3 +68,28 @@ fn fractional_seconds_are_honoured() {
     // 8 Mbit/s for 1.5 s is 1.5 MB; the pacer's first burst may add a little.
     assert!((1_300_000..1_800_000).contains(&c.rx_bytes), "{c:?}");
 }
+
+/// `btestd usage --help | head -1` and the like: output into a pipe whose
+/// reader has gone ends the command as SIGPIPE ends any Unix tool, with no
+/// panic message on the terminal.
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::process::ExitStatusExt;
+    for args in [&["usage", "--help"][..], &["--version"], &["user", "list", "--db", "/nonexistent/x.db"]] {
+        let mut fds = [0; 2];
+        // SAFETY: fds is a live array of two descriptors for pipe(2) to fill.
+        assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+        // SAFETY: the read end is ours and closed once: nothing will read.
+        unsafe { libc::close(fds[0]) };
+        // SAFETY: the write end is ours; Stdio takes it over.
+        let stdout = unsafe { Stdio::from_raw_fd(fds[1]) };
+        let out = Command::new(BIN).args(args).stdout(stdout).stderr(Stdio::piped()).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "btestd {args:?}: {err}");
+        assert_ne!(out.status.code(), Some(101), "btestd {args:?} panicked: {err}");
+        if args[0] != "user" {
+            assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "btestd {args:?}: {:?} {err}", out.status);
+        }
+    }
+}
