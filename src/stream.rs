@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 /// How long a zero stream is read and scanned before a peer that sent no
 /// status in it is taken to send none: statuses come once a second.
 pub const WATCH: Duration = Duration::from_millis(1500);
+/// The most received data a reader lets wait before the kernel wakes it.
+pub const MAX_READ_BATCH: u32 = 256 << 10;
+/// Below this a batch saves too few wake-ups to be worth a system call.
+const MIN_READ_BATCH: u32 = 16 << 10;
 
 /// Payload to send: the bytes, and the same bytes in a memory file for
 /// sendfile when there is one.
@@ -199,6 +203,19 @@ impl Outgoing {
     }
 }
 
+/// The receive low-water mark for `bytes` read in `elapsed`: a
+/// millisecond's worth rounded down to a power of two, between
+/// [`MIN_READ_BATCH`] and the smaller of [`MAX_READ_BATCH`] and `cap`;
+/// 1 (read whatever arrives) below that.
+fn read_batch(bytes: u64, elapsed: Duration, cap: u32) -> u32 {
+    let ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX).max(1);
+    let want = (bytes / ms).min(u64::from(cap.min(MAX_READ_BATCH)));
+    if want < u64::from(MIN_READ_BATCH) {
+        return 1;
+    }
+    1 << (63 - want.leading_zeros())
+}
+
 /// A data-phase TCP connection.
 pub struct Stream {
     pub sock: TcpStream,
@@ -226,6 +243,10 @@ pub struct Stream {
     rx_mode: RxMode,
     /// The peer's payload block size.
     rx_chunk: u16,
+    /// The socket's receive low-water mark (1: the kernel's default).
+    read_batch: u32,
+    /// `rx_bytes` and the time when `read_batch` was last chosen.
+    batch_mark: Option<(u64, Instant)>,
 }
 
 impl Stream {
@@ -249,6 +270,8 @@ impl Stream {
             trace: None,
             rx_mode: RxMode::Scan,
             rx_chunk: 1,
+            read_batch: 1,
+            batch_mark: None,
         };
         st.set_payload(tx_chunk, random, rx_chunk);
         st
@@ -415,6 +438,28 @@ impl Stream {
         Ok(n)
     }
 
+    /// Lets the kernel wake this side only once about a millisecond of
+    /// the peer's data waits, `cap` bytes at most: at tens of Gbit/s a
+    /// wake-up for every 64 KiB segment costs more CPU than the reads
+    /// themselves. Called about once a second; the mark follows the rate
+    /// measured since the last call, so a peer that slows down is read
+    /// promptly again within a second. Linux only: there a reader whose
+    /// window is full is woken whatever the mark, and data below it is
+    /// still returned by a read.
+    pub fn batch_reads(&mut self, now: Instant, cap: u32) {
+        let Some((bytes, at)) = self.batch_mark.replace((self.rx_bytes, now)) else { return };
+        let want = read_batch(self.rx_bytes - bytes, now.saturating_duration_since(at), cap);
+        if want == self.read_batch || !cfg!(any(target_os = "linux", target_os = "android")) {
+            return;
+        }
+        let value = libc::c_int::try_from(want).unwrap_or(libc::c_int::MAX);
+        match crate::net::setsockopt_int(self.sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVLOWAT, value) {
+            Ok(()) => self.read_batch = want,
+            // Nothing lost: reads stay as they were.
+            Err(e) => log::debug!("SO_RCVLOWAT {want}: {e}"),
+        }
+    }
+
     /// Bytes read since the last call: what this side's next status reports.
     pub fn take_rx_interval(&mut self) -> u64 {
         std::mem::take(&mut self.rx_interval)
@@ -566,6 +611,59 @@ mod tests {
         ours.set_nonblocking(true).unwrap();
         peer.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
         (Stream::new(TcpStream::from_std(ours), chunk, random, chunk), peer)
+    }
+
+    #[test]
+    fn read_batches_follow_a_millisecond_of_the_rate() {
+        let sec = Duration::from_secs(1);
+        let gbit = |g: u64| g * 1_000_000_000 / 8;
+        assert_eq!(read_batch(0, sec, MAX_READ_BATCH), 1);
+        assert_eq!(read_batch(gbit(1) / 10, sec, MAX_READ_BATCH), 1, "100 Mbit/s: 12.5 kB per ms");
+        assert_eq!(read_batch(gbit(1), sec, MAX_READ_BATCH), 64 << 10, "1 Gbit/s: 125 kB per ms");
+        assert_eq!(read_batch(gbit(2), sec, MAX_READ_BATCH), 128 << 10, "2 Gbit/s: 250 kB per ms");
+        assert_eq!(read_batch(gbit(40), sec, MAX_READ_BATCH), MAX_READ_BATCH, "capped");
+        assert_eq!(read_batch(gbit(40), sec, 64 << 10), 64 << 10, "within a small socket buffer");
+        assert_eq!(read_batch(gbit(40), sec, 1000), 1, "a buffer too small to batch");
+        assert_eq!(read_batch(gbit(2), sec * 2, MAX_READ_BATCH), 64 << 10, "per millisecond of the time given");
+        assert_eq!(read_batch(u64::MAX, Duration::ZERO, MAX_READ_BATCH), MAX_READ_BATCH);
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn a_fast_peer_is_read_in_batches_and_a_slow_one_at_once() {
+        fn lowat(st: &Stream) -> libc::c_int {
+            let mut v: libc::c_int = 0;
+            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+            // SAFETY: v and len are live and sized for an int option.
+            let r = unsafe {
+                libc::getsockopt(
+                    st.sock.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    libc::SO_RCVLOWAT,
+                    (&raw mut v).cast(),
+                    &mut len,
+                )
+            };
+            assert_eq!(r, 0);
+            v
+        }
+        let (mut st, mut peer) = pair(1500, false);
+        let t0 = Instant::now();
+        st.batch_reads(t0, MAX_READ_BATCH);
+        assert_eq!(lowat(&st), 1, "no rate measured yet");
+        st.rx_bytes = 2_000_000_000 / 8;
+        st.batch_reads(t0 + Duration::from_secs(1), MAX_READ_BATCH);
+        assert_eq!(lowat(&st), 128 << 10, "2 Gbit/s");
+        // Below the mark a read still returns what waits.
+        peer.write_all(&[0u8; 3000]).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut got = 0;
+        while got < 3000 && Instant::now() < deadline {
+            got += st.read(&mut [0u8; 4096], 1, u64::MAX).unwrap().bytes;
+        }
+        assert_eq!(got, 3000);
+        st.batch_reads(t0 + Duration::from_secs(2), MAX_READ_BATCH);
+        assert_eq!(lowat(&st), 1, "the peer slowed down");
     }
 
     fn read_exact(peer: &mut std::net::TcpStream, n: usize) -> Vec<u8> {

@@ -194,6 +194,11 @@ fn tcp_data_phase(
     for (i, (sock, token)) in conns.enumerate() {
         let mut st = Stream::new(sock, block, cmd.random, block);
         st.trace = conn_trace(trace, i);
+        // As on the server: what cannot hold a status is dropped in the
+        // kernel; a trace keeps every byte in view.
+        if cmd.direction.server_transmits() && trace.is_none() {
+            st.discard_unread_payload();
+        }
         match token {
             Some(t) => {
                 st.out.push(&command::emit_join(t));
@@ -219,6 +224,9 @@ fn tcp_data_phase(
     };
     let mut scratch = vec![0u8; BUF_LEN].into_boxed_slice();
     let start = Instant::now();
+    for st in &mut streams {
+        st.batch_reads(start, crate::stream::MAX_READ_BATCH);
+    }
     let end = start + config.duration;
     let mut pacer =
         TokenBucket::new(u64::from(config.local_speed), TokenBucket::tcp_burst(u64::from(config.local_speed)), start);
@@ -289,6 +297,9 @@ fn tcp_data_phase(
             next_report += Duration::from_secs(1);
             if now >= end {
                 break;
+            }
+            for st in &mut streams {
+                st.batch_reads(now, crate::stream::MAX_READ_BATCH);
             }
         }
         if pace_wake.is_some_and(|w| now >= w) {

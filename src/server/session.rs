@@ -335,6 +335,16 @@ impl Session {
             );
         }
         self.set_phase(Phase::Running { since: now }, now);
+        self.batch_reads(now);
+    }
+
+    /// Lets each connection's reads follow its rate (see
+    /// [`Stream::batch_reads`]), within half its share of socket memory.
+    pub fn batch_reads(&mut self, now: Instant) {
+        let cap = self.socket_share.map_or(crate::stream::MAX_READ_BATCH, |s| s / 2);
+        for c in &mut self.conns {
+            c.stream.batch_reads(now, cap);
+        }
     }
 
     pub fn is_running(&self) -> bool {
