@@ -65,6 +65,15 @@ pub fn setsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int, value: l
     if r == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
+/// Reads an int socket option.
+pub fn getsockopt_int(fd: RawFd, level: libc::c_int, name: libc::c_int) -> io::Result<libc::c_int> {
+    let mut value: libc::c_int = 0;
+    let mut len = mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: value and len are live and len holds value's size.
+    let r = unsafe { libc::getsockopt(fd, level, name, (&raw mut value).cast(), &mut len) };
+    if r == 0 { Ok(value) } else { Err(io::Error::last_os_error()) }
+}
+
 /// `addr` as a C socket address.
 pub(crate) fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     // SAFETY: all-zero is a valid sockaddr_storage.

@@ -448,12 +448,24 @@ impl Stream {
     /// still returned by a read.
     pub fn batch_reads(&mut self, now: Instant, cap: u32) {
         let Some((bytes, at)) = self.batch_mark.replace((self.rx_bytes, now)) else { return };
-        let want = read_batch(self.rx_bytes - bytes, now.saturating_duration_since(at), cap);
+        let (bytes, elapsed) = (self.rx_bytes - bytes, now.saturating_duration_since(at));
+        let mut want = read_batch(bytes, elapsed, cap);
         if want == self.read_batch || !cfg!(any(target_os = "linux", target_os = "android")) {
             return;
         }
+        let fd = self.sock.as_raw_fd();
+        if want > 1 {
+            // Within a quarter of the buffer the kernel has now (it reports
+            // it doubled): a mark it cannot hold makes Linux grow the buffer
+            // and clamp the window to the mark.
+            let buf = crate::net::getsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF).unwrap_or(0);
+            want = read_batch(bytes, elapsed, cap.min(u32::try_from(buf / 4).unwrap_or(0)));
+            if want == self.read_batch {
+                return;
+            }
+        }
         let value = libc::c_int::try_from(want).unwrap_or(libc::c_int::MAX);
-        match crate::net::setsockopt_int(self.sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVLOWAT, value) {
+        match crate::net::setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVLOWAT, value) {
             Ok(()) => self.read_batch = want,
             // Nothing lost: reads stay as they were.
             Err(e) => log::debug!("SO_RCVLOWAT {want}: {e}"),
@@ -631,29 +643,24 @@ mod tests {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     #[test]
     fn a_fast_peer_is_read_in_batches_and_a_slow_one_at_once() {
-        fn lowat(st: &Stream) -> libc::c_int {
-            let mut v: libc::c_int = 0;
-            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-            // SAFETY: v and len are live and sized for an int option.
-            let r = unsafe {
-                libc::getsockopt(
-                    st.sock.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_RCVLOWAT,
-                    (&raw mut v).cast(),
-                    &mut len,
-                )
-            };
-            assert_eq!(r, 0);
-            v
-        }
+        let lowat =
+            |st: &Stream| crate::net::getsockopt_int(st.sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVLOWAT).unwrap();
         let (mut st, mut peer) = pair(1500, false);
         let t0 = Instant::now();
         st.batch_reads(t0, MAX_READ_BATCH);
         assert_eq!(lowat(&st), 1, "no rate measured yet");
         st.rx_bytes = 2_000_000_000 / 8;
         st.batch_reads(t0 + Duration::from_secs(1), MAX_READ_BATCH);
-        assert_eq!(lowat(&st), 128 << 10, "2 Gbit/s");
+        let held = crate::net::getsockopt_int(st.sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF).unwrap();
+        let quarter = 1 << (31 - (held / 4).leading_zeros());
+        assert_eq!(lowat(&st), quarter.min(128 << 10), "2 Gbit/s: 128 KiB, within a quarter of {held}");
+        // A small buffer bounds the mark: a quarter of what the kernel holds.
+        let mut small = pair(1500, false).0;
+        crate::net::setsockopt_int(small.sock.as_raw_fd(), libc::SOL_SOCKET, libc::SO_RCVBUF, 128 << 10).unwrap();
+        small.batch_reads(t0, MAX_READ_BATCH);
+        small.rx_bytes = 40_000_000_000 / 8;
+        small.batch_reads(t0 + Duration::from_secs(1), MAX_READ_BATCH);
+        assert_eq!(lowat(&small), 64 << 10, "256 KiB held: 64 KiB");
         // Below the mark a read still returns what waits.
         peer.write_all(&[0u8; 3000]).unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
