@@ -146,6 +146,14 @@ impl Command {
         b
     }
 
+    /// The TCP write block both sides cut payload into: `tx_size`, or
+    /// RouterOS's 32768 for 0 (which would mean nothing). Statuses go
+    /// between blocks, so a reader that looks only at block boundaries
+    /// must use the same size as the writer.
+    pub fn tcp_block(&self) -> u16 {
+        if self.tx_size == 0 { 32768 } else { self.tx_size }
+    }
+
     /// Number of TCP connections the test runs over (at least 1).
     pub fn connections(&self) -> usize {
         match self.proto {
@@ -180,6 +188,14 @@ mod tests {
 
     fn hex(s: &str) -> Vec<u8> {
         s.split_whitespace().map(|h| u8::from_str_radix(h, 16).unwrap()).collect()
+    }
+
+    #[test]
+    fn a_zero_tx_size_writes_routeros_blocks() {
+        let mut c = Command::parse(&hex("01 02 01 00 00 00 00 00 00 00 00 00 00 00 00 00")).unwrap();
+        assert_eq!(c.tcp_block(), 32768);
+        c.tx_size = 1500;
+        assert_eq!(c.tcp_block(), 1500);
     }
 
     #[test]

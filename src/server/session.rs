@@ -384,7 +384,7 @@ impl Session {
         match self.transport {
             Transport::Udp { .. } => stream.set_statuses_only(),
             Transport::Tcp { .. } => {
-                let tx_size = tcp_block(self.cmd.tx_size);
+                let tx_size = self.cmd.tcp_block();
                 stream.set_payload(tx_size, self.cmd.random, tx_size);
                 // Traces keep every status the peer sends; the payload of a
                 // test the server only sends in is too little to matter.
@@ -631,11 +631,6 @@ impl Session {
     fn transmits_tcp(&self) -> bool {
         self.is_running() && self.cmd.proto == Protocol::Tcp && self.cmd.direction.server_transmits()
     }
-}
-
-/// TCP write block size: RouterOS sends 32768; 0 would mean nothing.
-fn tcp_block(tx_size: u16) -> u16 {
-    if tx_size == 0 { 32768 } else { tx_size }
 }
 
 #[cfg(test)]
