@@ -74,6 +74,10 @@ pub fn disable_discard(e: &io::Error) {
     }
 }
 
+/// Copies of a payload buffer in its memory file: with 256 KiB buffers,
+/// sendfile calls of up to 1 MiB, a quarter as many as writes would need.
+pub const FILE_COPIES: usize = 4;
+
 /// A payload block in an anonymous memory file, for sendfile. Its pages
 /// live in the page cache, outside the process's RSS.
 #[derive(Debug)]
@@ -102,6 +106,13 @@ impl PayloadFile {
             at += n as usize;
         }
         Ok(PayloadFile { fd, len })
+    }
+
+    /// The file sendfile sends `bytes` from: [`FILE_COPIES`] copies, so a
+    /// call moves up to that many buffers. None (and sendfile off, logged)
+    /// when the system cannot make it.
+    pub fn for_sending(bytes: &[u8]) -> Option<PayloadFile> {
+        PayloadFile::new(bytes, FILE_COPIES).map_err(|e| disable_send(&e)).ok()
     }
 
     pub fn len(&self) -> usize {

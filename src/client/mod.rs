@@ -187,7 +187,7 @@ fn tcp_data_phase(
     trace: Option<&crate::trace::Trace>,
 ) -> Result<Summary, ClientError> {
     let mut poll = Poll::new().map_err(ClientError::Io)?;
-    let block = if cmd.tx_size == 0 { 32768 } else { cmd.tx_size };
+    let block = cmd.tcp_block();
     let mut streams = Vec::with_capacity(joins.len() + 1);
     let mut replies = Vec::with_capacity(joins.len() + 1);
     let conns = std::iter::once((primary, None)).chain(joins.into_iter().map(|(s, t)| (s, Some(t))));
@@ -219,7 +219,7 @@ fn tcp_data_phase(
     // The same bytes in a memory file: sent with sendfile, no copy each write.
     crate::zerocopy::init();
     let file = match transmit && crate::zerocopy::send_ok() {
-        true => crate::zerocopy::PayloadFile::new(&payload, 4).ok(),
+        true => crate::zerocopy::PayloadFile::for_sending(&payload),
         false => None,
     };
     let mut scratch = vec![0u8; BUF_LEN].into_boxed_slice();

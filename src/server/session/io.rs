@@ -21,9 +21,6 @@ pub const IO_BUDGET: u32 = 16;
 pub const ITERATION_BYTES: u64 = 1 << 20;
 /// Size of the shared receive scratch and transmit payload buffers.
 const BUF_LEN: usize = 256 * 1024;
-/// Copies of a payload buffer in its memory file: sendfile calls of up to
-/// 1 MiB, a quarter as many as writes of the buffer would need.
-const FILE_COPIES: usize = 4;
 
 /// Shared buffers: the loop is single-threaded, so one of each serves all.
 pub struct Buffers {
@@ -80,13 +77,7 @@ impl Buffers {
         if !crate::zerocopy::send_ok() {
             return Payload { bytes, file: None };
         }
-        let file = file.get_or_insert_with(|| match PayloadFile::new(bytes, FILE_COPIES) {
-            Ok(f) => Some(f),
-            Err(e) => {
-                crate::zerocopy::disable_send(&e);
-                None
-            }
-        });
+        let file = file.get_or_insert_with(|| PayloadFile::for_sending(bytes));
         Payload { bytes, file: file.as_ref() }
     }
 }
