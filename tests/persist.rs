@@ -258,3 +258,29 @@ fn readme_commands_without_db_use_one_database() {
     wait_bounded(&mut child, LOG_WAIT);
     assert_eq!(run.code, 0, "alice, added without --db, logs in to the service started without --db: {}", run.stderr);
 }
+
+/// A reload that finds nothing new writes nothing to flash; a live file
+/// deleted while the daemon runs comes back from the flash copy, usage
+/// history included, instead of being rebuilt empty and saved over it.
+#[test]
+fn a_plain_reload_leaves_flash_alone_and_a_lost_live_file_comes_back_from_it() {
+    let p = Paths::new();
+    ok(&["user", "add", "alice", "--password", "pw", "--db", &p.live, "--persist", &p.flash]);
+    let mut server = p.serve(&[]);
+    login_test(&server, "1");
+    server.stop();
+    let on_flash = user_bytes(&read_copy(&p.dir, &p.flash), "alice");
+    assert!(on_flash > 0);
+
+    let server = p.serve(&[]);
+    server.signal(libc::SIGHUP);
+    server.wait_log("reloaded 1 users", LOG_WAIT);
+    p.reboot();
+    server.signal(libc::SIGHUP);
+    server.wait_log("restored from", LOG_WAIT);
+    let mut server = server;
+    let (_, log) = server.stop();
+    let saves: Vec<&String> = log.iter().filter(|l| l.contains("database saved to")).collect();
+    assert!(saves.iter().all(|l| !l.contains("users or limits changed")), "{saves:#?}");
+    assert_eq!(user_bytes(&read_copy(&p.dir, &p.flash), "alice"), on_flash, "the history survived");
+}

@@ -486,6 +486,15 @@ impl Worker {
                         self.snapshot.users.len()
                     );
                 }
+                // The flash copy holds the usage history the snapshot lacks:
+                // start from it, or the next save would overwrite it.
+                if let Some(flash) = self.config.persist.as_deref() {
+                    match super::persist::restore_if_missing(&self.path, flash) {
+                        Ok(true) => log::info!("database {} restored from {}", self.path.display(), flash.display()),
+                        Ok(false) => {}
+                        Err(e) => log::warn!("cannot restore {} from {}: {e}", self.path.display(), flash.display()),
+                    }
+                }
                 let mut store = Store::open_with(&self.path, &opts)?;
                 self.snapshot.restore(&mut store)?;
                 self.data_version = store.data_version()?;
@@ -526,23 +535,24 @@ impl Worker {
     /// always, when `force`) and hands them to the loop.
     fn reload(&mut self, force: bool) {
         let Some(store) = self.store.as_ref() else { return };
-        let result = (|| -> Result<Option<(Reload, Snapshot)>> {
+        let result = (|| -> Result<Option<(Reload, Snapshot, bool)>> {
             let dv = store.data_version()?;
             if !force && dv == self.data_version {
                 return Ok(None);
             }
             self.data_version = dv;
             let generation = store.config_generation()?;
-            if !force && generation == self.generation {
+            let changed = generation != self.generation;
+            if !force && !changed {
                 return Ok(None);
             }
             self.generation = generation;
             let snapshot = Snapshot::take(store)?;
             let quota = store.load_quota_config()?;
-            Ok(Some((Reload { users: users_from(&snapshot.users), quota }, snapshot)))
+            Ok(Some((Reload { users: users_from(&snapshot.users), quota }, snapshot, changed)))
         })();
         match result {
-            Ok(Some((reload, snapshot))) => {
+            Ok(Some((reload, snapshot, changed))) => {
                 if self.reload_failing {
                     log::info!("users and limits can be read from {} again", self.path.display());
                     self.reload_failing = false;
@@ -555,7 +565,10 @@ impl Worker {
                 self.quota = reload.quota.clone();
                 self.snapshot = snapshot;
                 let _ = self.reloads.send(reload);
-                self.persist("users or limits changed", true);
+                // A reload (SIGHUP) that finds nothing new writes nothing to flash.
+                if changed {
+                    self.persist("users or limits changed", true);
+                }
             }
             Ok(None) => {}
             Err(e) => {
