@@ -10,11 +10,12 @@ use crate::observe::status::Ended;
 use crate::observe::{LiveTest, Status};
 #[cfg(feature = "web")]
 use crate::proto::{Direction, Protocol};
+use crate::quota::period::unix_secs;
 #[cfg(feature = "web")]
 use std::collections::VecDeque;
 #[cfg(feature = "web")]
 use std::net::IpAddr;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
 /// Seconds of total throughput kept for the web page's chart.
 #[cfg(feature = "web")]
@@ -89,7 +90,7 @@ impl Counters {
         }
         #[cfg(feature = "web")]
         self.recent.push_back(Recent {
-            ended_unix: unix(SystemTime::now()),
+            ended_unix: unix_secs(SystemTime::now()),
             peer: s.peer().ip(),
             user: s.user().map(str::to_string),
             proto: s.cmd().proto,
@@ -139,10 +140,6 @@ impl Counters {
     }
 }
 
-fn unix(t: SystemTime) -> i64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
-}
-
 impl Server {
     /// The snapshot the control channel and the metrics report.
     pub(super) fn status(&mut self, now: Instant) -> Status {
@@ -167,7 +164,7 @@ impl Server {
                 phase: s.phase().name(),
                 connections: s.conn_count(),
                 connections_wanted: s.cmd().connections(),
-                started_unix: unix(s.started_wall()),
+                started_unix: unix_secs(s.started_wall()),
                 elapsed_secs: s.since().map_or(0, |t| now.saturating_duration_since(t).as_secs()),
                 rx_bps: bps.0,
                 tx_bps: bps.1,
@@ -180,7 +177,7 @@ impl Server {
         let hs = self.guard.handshakes();
         Status {
             version: env!("CARGO_PKG_VERSION"),
-            now_unix: unix(wall),
+            now_unix: unix_secs(wall),
             uptime_secs: now.saturating_duration_since(c.started).as_secs(),
             handshakes_pending: hs.regular + hs.join,
             tests,

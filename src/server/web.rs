@@ -323,7 +323,7 @@ impl Server {
 
 /// Compares a secret in time that does not depend on where it differs.
 fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    crate::auth::ct_eq(a.as_bytes(), b.as_bytes())
 }
 
 /// `"day":[rx,tx],"week":[..],"month":[..]`.
