@@ -193,6 +193,21 @@ fn the_socket_is_for_the_service_user_its_group_and_root() {
     common::wait_bounded(&mut child, Duration::from_secs(10));
 }
 
+/// With every control slot held by silent clients, `btestd status` says the
+/// daemon is busy (exit 1), not that no daemon answers (exit 3).
+#[test]
+fn a_full_control_socket_answers_busy() {
+    let s = Server::start(&[]);
+    s.wait_log("control socket ", Duration::from_secs(5));
+    let ctl = control_of(&s);
+    let _held: Vec<UnixStream> = (0..8).map(|_| UnixStream::connect(&ctl).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let o = status(&ctl, &[]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("busy, try again"), "{err}");
+}
+
 #[test]
 fn silent_and_oversized_control_clients_neither_stall_tests_nor_linger() {
     let s = Server::start(&[]);

@@ -81,9 +81,15 @@ fn ask(path: &std::path::Path, req: Request) -> Result<Vec<u8>, (i32, String)> {
         WouldBlock | TimedOut => (NO_DAEMON, format!("the daemon at {p} did not answer within 5 s")),
         _ => (NO_DAEMON, format!("the daemon at {p} closed the connection: {e}")),
     };
-    sock.write_all(req.line()).map_err(lost)?;
+    // A daemon that refuses the request (busy) may answer and close before
+    // it is written: its answer is still there to read.
+    let sent = sock.write_all(req.line());
     let mut reply = Vec::new();
-    sock.take(MAX_REPLY).read_to_end(&mut reply).map_err(lost)?;
+    let read = sock.take(MAX_REPLY).read_to_end(&mut reply);
+    if reply.is_empty() {
+        sent.map_err(lost)?;
+        read.map_err(lost)?;
+    }
     if reply.is_empty() {
         return Err((NO_DAEMON, format!("the daemon at {p} closed the connection without an answer")));
     }

@@ -11,7 +11,7 @@ use super::{KIND_CONTROL, Server, ServerError, token};
 use crate::observe::request::{self, MAX_REQUEST, Request};
 use mio::net::{UnixListener, UnixStream};
 use mio::{Interest, Registry};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -124,19 +124,28 @@ impl Server {
         }
     }
 
-    fn control_accept(&mut self, now: Instant) {
+    /// Accepts what is queued; also called each second, since a client left
+    /// queued when descriptors ran out brings no new event.
+    pub(super) fn control_accept(&mut self, now: Instant) {
         loop {
             let Some(ctl) = self.control.as_mut() else { return };
             let sock = match ctl.listener.accept() {
                 Ok((sock, _)) => sock,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if super::lifecycle::is_fd_exhaustion(&e) => {
+                    // The client stays queued; the next tick retries.
+                    self.fd_starved.refused(&e);
+                    return;
+                }
                 Err(e) => {
                     log::debug!("control accept: {e}");
-                    return;
+                    continue;
                 }
             };
             if ctl.clients.len() >= MAX_CLIENTS {
                 log::debug!("control client refused: {MAX_CLIENTS} already served");
+                // Best effort, into the fresh socket's buffer: busy, not absent.
+                let _ = (&sock).write(b"error: busy, try again\n");
                 continue;
             }
             let key = ctl.clients.insert(Client { sock, request: Vec::new(), out: Outbox::default(), since: now });

@@ -519,7 +519,7 @@ fn udp_addresses(local: SocketAddr, peer: SocketAddr, port: u16) -> (SocketAddr,
     (bind, dest)
 }
 
-fn is_fd_exhaustion(e: &io::Error) -> bool {
+pub(super) fn is_fd_exhaustion(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM))
 }
 

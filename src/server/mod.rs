@@ -385,6 +385,9 @@ impl Server {
                         for i in 0..self.listeners.len() {
                             self.accept(i, now);
                         }
+                        self.control_accept(now);
+                        #[cfg(feature = "web")]
+                        self.web_accept(now);
                     }
                 }
             }

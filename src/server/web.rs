@@ -118,15 +118,22 @@ impl Server {
         }
     }
 
-    fn web_accept(&mut self, now: Instant) {
+    /// Accepts what is queued; also called each second, since a client left
+    /// queued when descriptors ran out brings no new event.
+    pub(super) fn web_accept(&mut self, now: Instant) {
         loop {
             let Some(web) = self.web.as_mut() else { return };
             let (mut sock, peer) = match web.listener.accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if super::lifecycle::is_fd_exhaustion(&e) => {
+                    // The client stays queued; the next tick retries.
+                    self.fd_starved.refused(&e);
+                    return;
+                }
                 Err(e) => {
                     log::debug!("web accept: {e}");
-                    return;
+                    continue;
                 }
             };
             let ip = peer.ip().to_canonical();
