@@ -65,12 +65,17 @@ fn tzif(bytes: Option<Vec<u8>>) -> Result<LocalZone, TzError> {
     Tzif::parse(&bytes.ok_or(TzError::Unreadable)?).map(LocalZone::Tzif)
 }
 
-/// The zone a `TZ` value names. (`join` keeps an absolute path as it is.)
+/// The zone a `TZ` value names. As in musl, a file is meant by a leading
+/// colon or by a `/` before any comma (`Europe/Berlin`, the usual value in
+/// containers); anything else is a POSIX rule. (`join` keeps an absolute
+/// path as it is.)
 fn from_tz_value(v: &[u8], read: &dyn Fn(&Path) -> Option<Vec<u8>>) -> Result<LocalZone, TzError> {
     if v.is_empty() {
         return Ok(LocalZone::Utc);
     }
-    if let Some(path) = v.strip_prefix(b":") {
+    let before_comma = v.split(|&c| c == b',').next().unwrap_or_default();
+    let file = v.strip_prefix(b":").or_else(|| before_comma.contains(&b'/').then_some(v));
+    if let Some(path) = file {
         let path = Path::new(std::ffi::OsStr::from_bytes(path));
         return tzif(read(&Path::new(ZONEINFO).join(path)));
     }
@@ -165,9 +170,21 @@ mod tests {
     }
 
     #[test]
+    fn a_slash_before_any_comma_names_a_file_too() {
+        let f = tzif::build(3600, &[], "CET-1");
+        let read = files(&[("/usr/share/zoneinfo/Europe/Paris", f)]);
+        assert_eq!(select(Some("Europe/Paris".into()), &read).0.offset_at(0), 3600, "as containers set it");
+        let (z, _, problems) = select(Some("Nowhere/Zone".into()), &read);
+        assert_eq!(z, LocalZone::Utc);
+        assert!(matches!(problems[0].1, TzError::Unreadable), "a missing file, not a bad rule: {problems:?}");
+        let rule = "CET-1CEST,M3.5.0,M10.5.0/3";
+        assert!(matches!(select(Some(rule.into()), &read).0, LocalZone::Posix(_)), "a '/' after a comma is a rule's");
+    }
+
+    #[test]
     fn a_broken_source_is_reported_and_the_next_one_used() {
         let read = files(&[("/etc/TZ", b"garbage!\n".to_vec()), ("/etc/localtime", b"TZjunk".to_vec())]);
-        let (z, _, problems) = select(Some("Nowhere/Zone".into()), &read);
+        let (z, _, problems) = select(Some("Nowhere".into()), &read);
         assert_eq!(z, LocalZone::Utc);
         let sources: Vec<&str> = problems.iter().map(|p| p.0).collect();
         assert_eq!(sources, ["TZ", "/etc/TZ", "/etc/localtime"]);
