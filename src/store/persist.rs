@@ -39,30 +39,6 @@ fn temp_beside(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-/// Removes temporary copies beside `path` left by processes that are gone
-/// (a power cut during a save): each would hold a whole database's worth
-/// of flash, and a rebooted system never reuses the PID that names it.
-fn remove_stale_temps(path: &Path) {
-    let mut prefix = OsString::from(".");
-    prefix.push(path.file_name().unwrap_or_default());
-    prefix.push(".tmp.");
-    let prefix = prefix.as_encoded_bytes().to_vec();
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let Ok(entries) = fs::read_dir(dir) else { return };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let Some(pid) = name.as_encoded_bytes().strip_prefix(&prefix[..]) else { continue };
-        let Some(pid) = std::str::from_utf8(pid).ok().and_then(|p| p.parse::<libc::pid_t>().ok()) else { continue };
-        // SAFETY: signal 0 only asks whether the process exists.
-        let gone = pid > 0
-            && unsafe { libc::kill(pid, 0) } != 0
-            && io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
-        if gone && fs::remove_file(e.path()).is_ok() {
-            log::info!("removed {}, left by an interrupted save", e.path().display());
-        }
-    }
-}
-
 /// `what` is the step of the save that failed (create, sync, rename).
 fn io_err(path: &Path, what: &str, e: &io::Error) -> StoreError {
     StoreError::Io { path: path.to_path_buf(), detail: format!("saving the copy: {what}: {e}") }
@@ -82,7 +58,6 @@ pub fn save(store: &Store, target: &Path) -> Result<u64> {
 /// `VACUUM INTO` a private temporary file beside `target`, fsync, rename.
 fn copy(from: &rusqlite::Connection, target: &Path) -> Result<u64> {
     make_parent(target)?;
-    remove_stale_temps(target);
     let tmp = temp_beside(target);
     // VACUUM INTO takes an empty file: made here so the copy is private
     // (validators, MD5 secrets) from the first byte; a crash's leftover goes.
@@ -138,28 +113,6 @@ mod tests {
         assert_eq!(persist_path(&Some(PathBuf::new())), None);
         assert_eq!(persist_path(&Some("/x/y.db".into())), Some(PathBuf::from("/x/y.db")));
         assert_eq!(persist_path(&None), default_persist_path());
-    }
-
-    #[test]
-    fn a_save_removes_the_leftovers_of_dead_processes_only() {
-        let dir = std::env::temp_dir().join(format!("btestd-persist-stale-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        let target = dir.join("btestd.db");
-        // Above Linux's largest PID (2^22): no such process.
-        let dead = dir.join(".btestd.db.tmp.4194305");
-        let alive = dir.join(".btestd.db.tmp.1");
-        let other = dir.join(".other.db.tmp.4194305");
-        for f in [&dead, &alive, &other] {
-            fs::write(f, b"x").unwrap();
-        }
-        let store = Store::open_with(&dir.join("live.db"), &Default::default()).unwrap();
-        save(&store, &target).unwrap();
-        assert!(!dead.exists(), "a dead process's leftover goes");
-        assert!(alive.exists(), "PID 1 is alive: its save may be under way");
-        assert!(other.exists(), "another database's files stay");
-        assert!(target.exists());
-        fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
