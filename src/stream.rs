@@ -18,8 +18,8 @@ pub const MAX_READ_BATCH: u32 = 256 << 10;
 /// Below this a batch saves too few wake-ups to be worth a system call.
 const MIN_READ_BATCH: u32 = 16 << 10;
 
-/// Payload to send: the bytes, and the same bytes in a memory file for
-/// sendfile when there is one.
+/// Payload to send: the bytes, and the same bytes in a payload file for
+/// sending without a copy when there is one.
 #[derive(Debug, Clone, Copy)]
 pub struct Payload<'a> {
     pub bytes: &'a [u8],
@@ -502,8 +502,8 @@ impl Stream {
         self.write_from(payload.map(|bytes| Payload { bytes, file: None }), allowance, budget)
     }
 
-    /// [`Stream::write`] with payload that may go out by sendfile from its
-    /// memory file: the same bytes, cut at the same places.
+    /// [`Stream::write`] with payload that may go out without a copy from its
+    /// payload file: bytes of the same kind, cut at the same places.
     pub fn write_from(
         &mut self,
         payload: Option<Payload<'_>>,
@@ -513,7 +513,7 @@ impl Stream {
         let file = payload.and_then(|p| p.file).filter(|_| zerocopy::send_ok());
         let payload = payload.map(|p| p.bytes);
         let mut res = WriteOutcome::default();
-        // A sendfile call may take the whole file, which can exceed the bytes.
+        // A zero-copy call may take the whole file, which can exceed the bytes.
         let mut whole = 0;
         if let Some(t) = self.trace.as_mut() {
             t.tick(self.rx_bytes, self.tx_bytes);
@@ -551,7 +551,7 @@ impl Stream {
             };
             let sent = match (kind, file) {
                 (Kind::Payload, Some(f)) if zerocopy::send_ok() => {
-                    match zerocopy::sendfile(self.sock.as_raw_fd(), f, whole) {
+                    match zerocopy::send(self.sock.as_raw_fd(), f, whole) {
                         Err(e) if zerocopy::unsupported(&e) => {
                             zerocopy::disable_send(&e);
                             self.sock.write(buf)

@@ -216,7 +216,7 @@ fn tcp_data_phase(
     }
     let transmit = cmd.direction.server_receives();
     let payload = crate::stream::payload(BUF_LEN, config.random);
-    // The same bytes in a memory file: sent with sendfile, no copy each write.
+    // The same bytes in a payload file: sent without a copy each write.
     crate::zerocopy::init();
     let file = match transmit && crate::zerocopy::send_ok() {
         true => crate::zerocopy::PayloadFile::for_sending(&payload),

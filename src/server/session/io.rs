@@ -16,7 +16,7 @@ pub const IO_BUDGET: u32 = 16;
 /// a millisecond or two. One connection may take all of it: a handler that
 /// stops at the budget waits its turn in the `Ready` queue, which serves
 /// connections first come first served, and large calls are what make
-/// sendfile and the kernel-side discard cheap (256 KiB calls cost a fifth
+/// zero-copy sends and the kernel-side discard cheap (256 KiB calls cost a fifth
 /// more CPU per GB sent than 1 MiB ones on loopback).
 pub const ITERATION_BYTES: u64 = 1 << 20;
 /// Size of the shared receive scratch and transmit payload buffers.
@@ -28,7 +28,7 @@ pub struct Buffers {
     zeros: Box<[u8]>,
     /// Random payload without the status tag byte, made on first use.
     random: Option<Box<[u8]>>,
-    /// The payloads in memory files for sendfile, made on first use;
+    /// The payloads in payload files for zero-copy sends, made on first use;
     /// `None` inside when the file could not be made.
     zeros_file: Option<Option<PayloadFile>>,
     random_file: Option<Option<PayloadFile>>,
@@ -66,7 +66,7 @@ impl Buffers {
         self.random.get_or_insert_with(|| crate::stream::payload(BUF_LEN, true))
     }
 
-    /// The payload for a TCP write: with its memory file while sendfile is in use.
+    /// The payload for a TCP write: with its payload file while zero-copy send is in use.
     fn tcp_payload(&mut self, random: bool) -> Payload<'_> {
         self.payload(random);
         let (bytes, file) = if random {
