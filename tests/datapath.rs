@@ -194,6 +194,70 @@ fn portable_path_moves_every_direction_payload_and_rate() {
     matrix(Path::Portable);
 }
 
+/// A seccomp filter that refuses tee, splice and recv with MSG_TRUNC as
+/// an old kernel or a container's policy would: "not implemented".
+#[cfg(all(target_os = "linux", target_endian = "little"))]
+fn refuse_zero_copy() -> std::io::Result<()> {
+    fn op(code: u32, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+        libc::sock_filter { code: code as u16, jt, jf, k }
+    }
+    let (ld, jeq, jset, ret) = (
+        libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
+        libc::BPF_JMP | libc::BPF_JEQ,
+        libc::BPF_JMP | libc::BPF_JSET,
+        libc::BPF_RET,
+    );
+    let prog = [
+        op(ld, 0, 0, 0), // the system call's number
+        op(jeq, libc::SYS_tee as u32, 5, 0),
+        op(jeq, libc::SYS_splice as u32, 4, 0),
+        op(jeq, libc::SYS_recvfrom as u32, 0, 2),
+        op(ld, 16 + 3 * 8, 0, 0), // recvfrom's flags (the low half of args[3])
+        op(jset, libc::MSG_TRUNC as u32, 1, 0),
+        op(ret, libc::SECCOMP_RET_ALLOW, 0, 0),
+        op(ret, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32, 0, 0),
+    ];
+    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr().cast_mut() };
+    // SAFETY: prctl with a live filter program; both calls only affect this process.
+    let ok = unsafe {
+        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+            && libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &fprog as *const libc::sock_fprog) == 0
+    };
+    if ok { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+}
+
+/// A kernel that refuses the zero-copy calls: the server finds out at the
+/// first call, says so once, and moves every byte the portable way.
+#[cfg(all(target_os = "linux", target_endian = "little"))]
+#[test]
+fn refused_zero_copy_calls_fall_back_to_the_portable_path() {
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start_after(refuse_zero_copy, &[]);
+    server.wait_log(ZERO_COPY, LOG_WAIT);
+    for (id, dir) in [(1, "receive"), (2, "send"), (3, "receive")] {
+        let (c, moved) = traced(server.pid(), || client(server.addr, &["--direction", dir, "--duration", "2"]));
+        let what = format!("{dir}: {c:?}");
+        assert_eq!(c.code, 0, "{what}");
+        let end = server.session_end(id, LOG_WAIT);
+        let (srv_rx, srv_tx) = (num(&end, "rx_bytes"), num(&end, "tx_bytes"));
+        if dir == "send" {
+            assert_eq!(srv_rx, c.tx_bytes, "{what}");
+        } else {
+            assert!(c.rx_bytes <= srv_tx && c.rx_bytes > 100_000_000, "{what} srv_tx={srv_tx}");
+        }
+        let Some(m) = moved else { continue };
+        let what = format!("{what} srv_rx={srv_rx} srv_tx={srv_tx} {m:?}");
+        assert!(m.spliced == 0 && m.dropped == 0, "{what}");
+        assert!(m.sent + 4096 >= srv_tx && m.read + 4096 >= srv_rx, "{what}");
+    }
+    let log = server.log();
+    for refused in ["zero-copy send unavailable (", "recv(MSG_TRUNC) unavailable ("] {
+        let lines: Vec<&String> = log.iter().filter(|l| l.contains(refused)).collect();
+        assert_eq!(lines.len(), 1, "said once: {refused} {log:#?}");
+        assert!(lines[0].contains("not implemented"), "{lines:?}");
+    }
+}
+
 /// Random payload from the server: not zeros, never the status tag, on
 /// both paths (the payload file holds the same kind of bytes).
 #[test]

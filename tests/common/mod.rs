@@ -42,6 +42,9 @@ impl Drop for TempDir {
     }
 }
 
+/// What a server's process runs between fork and exec.
+type Setup = Box<dyn FnMut() -> std::io::Result<()> + Send + Sync>;
+
 /// A running `btestd serve` whose stderr is collected line by line. Each
 /// has its own database (unless the arguments name one or `--no-db`).
 pub struct Server {
@@ -68,24 +71,31 @@ impl Server {
 
     /// Starts a server whose open-file limit (soft and hard) is `nofile`.
     pub fn start_with_fd_limit(nofile: u64, args: &[&str]) -> Server {
-        Server::spawn(&["127.0.0.1:0"], args, Some(nofile), &[])
+        let n = nofile as libc::rlim_t;
+        // SAFETY: setrlimit is async-signal-safe and touches only the child.
+        let limit =
+            move || match unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &libc::rlimit { rlim_cur: n, rlim_max: n }) } {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            };
+        Server::spawn(&["127.0.0.1:0"], args, Some(Box::new(limit)), &[])
+    }
+
+    /// Starts a server that runs `setup` in its process before btestd
+    /// starts (a seccomp filter, say). `setup` must be async-signal-safe.
+    pub fn start_after(setup: fn() -> std::io::Result<()>, args: &[&str]) -> Server {
+        Server::spawn(&["127.0.0.1:0"], args, Some(Box::new(setup)), &[])
     }
 
     /// The server is `BTESTD_SERVE_BIN` when set, so the same tests can
     /// measure another build (an older release, say) side by side.
-    fn spawn(listen: &[&str], args: &[&str], nofile: Option<u64>, env: &[(&str, &str)]) -> Server {
+    fn spawn(listen: &[&str], args: &[&str], setup: Option<Setup>, env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(std::env::var_os("BTESTD_SERVE_BIN").unwrap_or_else(|| BIN.into()));
         cmd.envs(env.iter().copied());
-        if let Some(n) = nofile {
+        if let Some(setup) = setup {
             use std::os::unix::process::CommandExt;
-            // SAFETY: setrlimit is async-signal-safe and touches only the child.
-            unsafe {
-                cmd.pre_exec(move || {
-                    let lim = libc::rlimit { rlim_cur: n as libc::rlim_t, rlim_max: n as libc::rlim_t };
-                    libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-                    Ok(())
-                });
-            }
+            // SAFETY: every Setup is async-signal-safe and touches only the child.
+            unsafe { cmd.pre_exec(setup) };
         }
         cmd.arg("serve");
         for l in listen {
