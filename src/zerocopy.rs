@@ -85,8 +85,8 @@ pub const FILE_COPIES: usize = 4;
 /// the page cache lookups sendfile makes for every page, a sixth of a
 /// sending server's CPU. The stock is shared by every socket sending this
 /// payload: any stretch of zeros or tag-free random bytes is valid payload
-/// for each of them. FreeBSD sends from a
-/// shared memory object with sendfile. Neither counts in the RSS.
+/// for each of them. FreeBSD sends from a shared memory object with
+/// sendfile. Neither counts in the RSS.
 #[derive(Debug)]
 pub struct PayloadFile {
     /// Linux: the source pipe's read end; FreeBSD: the memory object.
@@ -294,18 +294,7 @@ mod tests {
         let pairs: Vec<_> = (0..2).map(|_| pair()).collect();
         for (_, b) in &pairs {
             b.set_nonblocking(true).unwrap();
-            let small: libc::c_int = 16 << 10;
-            // SAFETY: a live socket and a live int of the size given.
-            let r = unsafe {
-                libc::setsockopt(
-                    b.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_SNDBUF,
-                    (&small as *const libc::c_int).cast(),
-                    4,
-                )
-            };
-            assert_eq!(r, 0);
+            crate::net::setsockopt_int(b.as_raw_fd(), libc::SOL_SOCKET, libc::SO_SNDBUF, 16 << 10).unwrap();
         }
         let (mut sent, mut got, mut refused) = ([0u64; 2], [0u64; 2], 0);
         let mut buf = vec![0u8; 1 << 20];
