@@ -230,7 +230,8 @@ fn server_socket_buffers(port: u16) -> Vec<(u64, u64)> {
 #[test]
 fn data_sockets_share_the_socket_memory_budget() {
     let server = Server::start(&["--max-socket-memory", "4MiB"]);
-    // 16 connections: 4 MiB / (16 x send+receive x the kernel's doubling) = 64 KiB each.
+    // The kernel doubles each size it is given. 16 connections the server
+    // sends on: (4 MiB / 2 - 16 receive buffers of 64 KiB) / 16 = 64 KiB.
     let many = client_spawn(server.addr, &["--connections", "16", "--duration", "2", "--remote-speed", "10M"]);
     server.wait_log("session 1: ", LOG_WAIT);
     std::thread::sleep(Duration::from_millis(800));
@@ -239,11 +240,23 @@ fn data_sockets_share_the_socket_memory_budget() {
     assert!(bufs.iter().all(|&b| b == (2 << 16, 2 << 16)), "64 KiB each, doubled by the kernel: {bufs:?}");
     assert_eq!(client_wait(many).code, 0);
     server.wait_log("session 1 ended", LOG_WAIT);
-    // One connection alone gets a quarter of the budget (1 MiB), not the floor.
+    // One connection alone: its send buffer gets what the budget allows
+    // below the autotuning ceiling (1 MiB), its receive buffer carries only
+    // the client's statuses and keeps the floor.
     let one = client_spawn(server.addr, &["--duration", "2", "--remote-speed", "10M"]);
     server.wait_log("session 2: ", LOG_WAIT);
     std::thread::sleep(Duration::from_millis(800));
-    let bufs = server_socket_buffers(server.addr.port());
-    assert_eq!(bufs, vec![(2 << 20, 2 << 20)]);
+    assert_eq!(server_socket_buffers(server.addr.port()), vec![(2 << 20, 2 << 16)]);
     assert_eq!(client_wait(one).code, 0);
+    server.wait_log("session 2 ended", LOG_WAIT);
+    // Both ways, payload fills both buffers: 4 MiB / 2 / 8 = 256 KiB each.
+    let both = client_spawn(
+        server.addr,
+        &["--direction", "both", "--connections", "4", "--duration", "2", "--remote-speed", "10M", "--speed", "10M"],
+    );
+    server.wait_log("session 3: ", LOG_WAIT);
+    std::thread::sleep(Duration::from_millis(800));
+    let bufs = server_socket_buffers(server.addr.port());
+    assert_eq!(bufs, vec![(2 << 18, 2 << 18); 4], "{bufs:?}");
+    assert_eq!(client_wait(both).code, 0);
 }

@@ -250,7 +250,7 @@ impl Server {
             cmd.remote_tx_speed,
             cmd.random,
         );
-        let buffers = self.lower_socket_buffers(cmd.connections());
+        let buffers = self.lower_socket_buffers(&cmd);
         let traced = matches!(self.conns.get(key), Some(Conn::Pending(p)) if p.trace.is_some());
         let mut session =
             Session::new(id, peer, user, cmd, transport, self.rates.rx_cap(), self.limits.join_timeout, now);
@@ -395,15 +395,17 @@ impl Server {
         self.drive(skey, now, |s, io| s.kick(io));
     }
 
-    fn data_conns(&self) -> usize {
-        self.sessions.iter().map(|(_, s)| s.conn_count()).sum()
-    }
-
     /// Lowers every data socket to its share of `--max-socket-memory` once
-    /// a test with `more` connections joins the running ones (see
-    /// `socket_budget`); returns the share for the new test's sockets.
-    fn lower_socket_buffers(&mut self, more: usize) -> Option<u32> {
-        let share = super::socket_budget::share(self.limits.max_socket_memory, self.data_conns() + more)?;
+    /// the test `cmd` joins the running ones (see `socket_budget`); returns
+    /// the share for the new test's sockets.
+    fn lower_socket_buffers(&mut self, cmd: &Command) -> Option<u32> {
+        use super::socket_budget::{Carries, share};
+        let buffers = |c: &Command, conns| Carries::of(c).buffers(conns);
+        let (payload, idle) = self.sessions.iter().fold(buffers(cmd, cmd.connections()), |(p, i), (_, s)| {
+            let (sp, si) = buffers(s.cmd(), s.conn_count());
+            (p + sp, i + si)
+        });
+        let share = share(self.limits.max_socket_memory, payload, idle)?;
         for (_, s) in self.sessions.iter_mut() {
             s.set_socket_buffers(share);
         }

@@ -379,7 +379,7 @@ impl Session {
     pub fn attach(&mut self, key: usize, mut stream: Stream) -> usize {
         if let Some(size) = self.socket_share {
             use std::os::fd::AsRawFd;
-            super::socket_budget::apply(stream.sock.as_raw_fd(), size);
+            super::socket_budget::apply(stream.sock.as_raw_fd(), size, super::socket_budget::Carries::of(&self.cmd));
         }
         match self.transport {
             Transport::Udp { .. } => stream.set_statuses_only(),
@@ -437,8 +437,9 @@ impl Session {
             return;
         }
         self.socket_share = Some(size);
+        let carries = super::socket_budget::Carries::of(&self.cmd);
         for c in &self.conns {
-            super::socket_budget::apply(c.stream.sock.as_raw_fd(), size);
+            super::socket_budget::apply(c.stream.sock.as_raw_fd(), size, carries);
         }
     }
 
