@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Loopback benchmarks of btestd against iperf3, measured in one run.
+"""Benchmarks of btestd against iperf3, measured in one run.
 
 Usage: bench/bench.py tcp|udp|udp-rx [--duration S] [--bin PATH] [--before PATH]
+                      [--netns]
 
 tcp: the server transmitting on one connection (against iperf3 -R and
      iperf3 -Z, whose sender uses sendfile), the server receiving (against
@@ -16,12 +17,19 @@ udp: the server transmits 1500-byte datagrams at unlimited rate (iperf3:
 udp-rx: the server receives what the btestd client sends unlimited; its
      CPU per GB received, side by side with --before (an older build).
 
+--netns (root; tcp and udp-rx): each server runs in its own network namespace
+on CPU 1 and each client in another on CPU 0, joined by a veth pair whose
+receive work (RPS) is steered to the receiving side's CPU, as two hosts
+would each do their own. On loopback the sender's system call also does
+the receiver's TCP work, so there CPU per GB and connection counts
+measure how the kernel splits one machine's work as much as either side.
+
 Prints throughput, server CPU seconds per GB moved (utime+stime from
 /proc/PID/stat), server peak RSS (VmHWM), idle RSS (VmRSS, which counts
 the shared pages of libc and the binary) and idle anon (RssAnon: memory of
 the server's own), and the ratios. --bin also measures a cross-built static
 binary (target/cross/x86_64-unknown-linux-musl/...). Servers listen on
-127.0.0.1 only and are stopped by PID.
+127.0.0.1 only (or the namespaces' own addresses) and are stopped by PID.
 """
 import argparse
 import csv
@@ -38,6 +46,52 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from lib import DEFAULT_BIN, Proc, cpu_seconds, free_port, status_kb, wait_port  # noqa: E402
+
+
+class Path:
+    """Where servers and clients run: loopback, or a namespace pair."""
+
+    def __init__(self):
+        self.server_addr = "127.0.0.1"
+        self.server_cmd = []
+        self.client_cmd = []
+        self.made = []
+
+    def name(self):
+        return "veth between two namespaces, RPS to each side's CPU" if self.made else "loopback"
+
+    def split(self):
+        """Server namespace on CPU 1, client namespace on CPU 0. Removed by
+        close(), also when a step fails."""
+        tag = os.getpid()
+        server_ns, client_ns = f"btb-bs-{tag}", f"btb-bc-{tag}"
+        server_if, client_if = f"btbs{tag}"[:15], f"btbc{tag}"[:15]
+        sh = lambda *a: subprocess.run(a, check=True)  # noqa: E731
+        for ns in (server_ns, client_ns):
+            sh("ip", "netns", "add", ns)
+            self.made.append(ns)
+        sh("ip", "link", "add", server_if, "netns", server_ns, "type", "veth", "peer", "name", client_if,
+           "netns", client_ns)
+        for ns, dev, addr, cpu in ((server_ns, server_if, "10.214.0.1", 1), (client_ns, client_if, "10.214.0.2", 0)):
+            ex = ["ip", "netns", "exec", ns]
+            sh(*ex, "ip", "addr", "add", f"{addr}/24", "dev", dev)
+            sh(*ex, "ip", "link", "set", dev, "up")
+            sh(*ex, "ip", "link", "set", "lo", "up")
+            # `ip netns exec` mounts the namespace's own /sys.
+            sh(*ex, "sh", "-c", f"echo {1 << cpu:x} > /sys/class/net/{dev}/queues/rx-0/rps_cpus")
+            if ns == server_ns:
+                self.server_cmd = ex + ["taskset", "-c", str(cpu)]
+            else:
+                self.client_cmd = ex + ["taskset", "-c", str(cpu)]
+        self.server_addr = "10.214.0.1"
+
+    def close(self):
+        for ns in self.made:
+            subprocess.run(["ip", "netns", "del", ns], stderr=subprocess.DEVNULL)
+        self.made = []
+
+
+PATH = Path()
 
 
 def children_cpu():
@@ -71,16 +125,16 @@ def run_btestd(binary, direction, duration, extra=()):
     port = free_port()
     log = tempfile.TemporaryFile(mode="w+")
     db = tempfile.TemporaryDirectory(prefix="btestd-bench-")
-    srv = Proc([binary, "serve", "--listen", f"127.0.0.1:{port}", "--udp-port-base", str(free_port()),
-                "--db", os.path.join(db.name, "btestd.db")], stderr=log)
+    srv = Proc(PATH.server_cmd + [binary, "serve", "--listen", f"{PATH.server_addr}:{port}", "--udp-port-base",
+                                  str(free_port()), "--db", os.path.join(db.name, "btestd.db")], stderr=log)
     try:
-        wait_port(port)
+        wait_port(port, pid=srv.pid)
         time.sleep(0.2)
         idle_rss = status_kb(srv.pid, "VmRSS")
         idle_anon = status_kb(srv.pid, "RssAnon")
         cpu0 = cpu_seconds(srv.pid)
         out, peak = run_client(
-            [binary, "client", f"127.0.0.1:{port}", "--direction", direction, "--duration", str(duration),
+            PATH.client_cmd + [binary, "client", f"{PATH.server_addr}:{port}", "--direction", direction, "--duration", str(duration),
              "--format", "csv", *extra], srv.pid, duration + 30)
         time.sleep(0.3)
         cpu1 = cpu_seconds(srv.pid)
@@ -110,15 +164,16 @@ def run_btestd(binary, direction, duration, extra=()):
 
 def run_iperf3(direction, duration, extra=()):
     port = free_port()
-    srv = Proc(["iperf3", "-s", "-1", "-B", "127.0.0.1", "-p", str(port)])
+    srv = Proc(PATH.server_cmd + ["iperf3", "-s", "-1", "-B", PATH.server_addr, "-p", str(port)])
     try:
-        wait_port(port)
+        wait_port(port, pid=srv.pid)
         time.sleep(0.2)
         idle_rss = status_kb(srv.pid, "VmRSS")
         idle_anon = status_kb(srv.pid, "RssAnon")
         cpu0 = cpu_seconds(srv.pid)
         flags = {"send": [], "receive": ["-R"], "both": ["--bidir"]}[direction]
-        out, peak = run_client(["iperf3", "-c", "127.0.0.1", "-p", str(port), "-t", str(duration), "-J"] + flags
+        out, peak = run_client(PATH.client_cmd + ["iperf3", "-c", PATH.server_addr, "-p", str(port), "-t",
+                                                  str(duration), "-J"] + flags
                                + list(extra), srv.pid, duration + 30)
         cpu1 = cpu_seconds(srv.pid)
     finally:
@@ -132,6 +187,30 @@ def run_iperf3(direction, duration, extra=()):
                 anon_kb=idle_anon, client_cpu=out.cpu)
 
 
+SPIN = """
+import os, sys, time
+os.sched_setaffinity(0, {int(sys.argv[1])})
+end = time.monotonic() + float(sys.argv[2])
+worst, last = 0.0, time.monotonic()
+while last < end:
+    now = time.monotonic()
+    worst = max(worst, now - last)
+    last = now
+print(worst)
+"""
+
+
+def machine_stalls(secs=3):
+    """The longest gap a thread spinning alone on each CPU saw, in ms: time
+    the host or the kernel took from it, which a guest counts as that
+    thread's CPU time too. No event-loop iteration measured here can be
+    shorter than this."""
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    procs = [subprocess.Popen([sys.executable, "-c", SPIN, str(c), str(secs)], stdout=subprocess.PIPE, text=True)
+             for c in cpus]
+    return [float(p.communicate()[0]) * 1000 for p in procs]
+
+
 def per_gb(cpu, moved):
     return cpu / (moved / 1e9) if moved else float("nan")
 
@@ -140,7 +219,7 @@ def tcp(args):
     if not shutil.which("iperf3"):
         sys.exit("iperf3 is needed as the reference: apt-get install iperf3")
     d = args.duration
-    print(f"TCP, {d} s per run, loopback; 'server' is btestd serve or iperf3 -s, 'client' the other end")
+    print(f"TCP, {d} s per run, {PATH.name()}; 'server' is btestd serve or iperf3 -s, 'client' the other end")
     print(f"{'case':<18} {'impl':<10} {'Gbit/s':>8} {'srv cpu/GB':>10} {'cli cpu/GB':>10} {'peak RSS':>9}"
           f" {'idle RSS':>9} {'idle anon':>9} {'worst turn wall/CPU':>20}")
 
@@ -180,6 +259,8 @@ def tcp(args):
     print(f"server receiving: {rx_cpu:.2f}x the CPU per GB of iperf3's receiver (goal <= 0.50), "
           f"{b_rx['gbps'] / i_rx['gbps']:.2f}x its throughput")
     print(f"both: {b_both['gbps'] / i_both['gbps']:.2f}x iperf3 --bidir's throughput")
+    stalls = ", ".join(f"{ms:.2f} ms" for ms in machine_stalls())
+    print(f"this machine, idle: a thread spinning alone on each CPU for 3 s was stopped for up to {stalls}")
     for name, r, one in (("sending", b_20, b_tx), ("receiving", b_20rx, b_rx)):
         wall, cpu, slow, turns = r["worst_turn_us"] or (float("nan"),) * 4
         print(f"20 connections {name}: {r['gbps'] / one['gbps']:.2f}x one connection's throughput (goal >= 0.90), "
@@ -232,7 +313,7 @@ def udp(args):
 def udp_rx(args):
     d = args.duration
     print(f"UDP, the server receives 1500-byte IP packets the btestd client sends unlimited, {d} s after its "
-          f"{UDP_RAMP_SECS} s ramp, loopback")
+          f"{UDP_RAMP_SECS} s ramp, {PATH.name()}")
     print(f"{'build':<8} {'delivered pps':>14} {'Gbit/s':>8} {'lost':>8} {'srv cpu/GB':>10} {'cli cpu/GB':>10}"
           f" {'peak RSS':>9}")
     results = []
@@ -257,8 +338,19 @@ def main():
     ap.add_argument("--duration", type=int, default=5)
     ap.add_argument("--bin", default=DEFAULT_BIN)
     ap.add_argument("--before", help="udp-rx: an older btestd build measured side by side")
+    ap.add_argument("--netns", action="store_true", help="tcp, udp-rx: across a veth pair between two namespaces")
     args = ap.parse_args()
-    {"tcp": tcp, "udp": udp, "udp-rx": udp_rx}[args.what](args)
+    if args.netns:
+        if args.what == "udp":
+            sys.exit("--netns measures tcp and udp-rx")
+        if os.geteuid() != 0 or (os.cpu_count() or 1) < 2:
+            sys.exit("--netns needs root (ip netns) and two CPUs")
+    try:
+        if args.netns:
+            PATH.split()
+        {"tcp": tcp, "udp": udp, "udp-rx": udp_rx}[args.what](args)
+    finally:
+        PATH.close()
 
 
 if __name__ == "__main__":

@@ -33,13 +33,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-def wait_port(port, timeout=10):
+def wait_port(port, timeout=10, pid="self"):
     """Waits for a TCP listener on `port` without connecting to it (iperf3 -1
-    would take a probe connection for its one test)."""
+    would take a probe connection for its one test), in the network
+    namespace of process `pid`."""
     deadline = time.time() + timeout
     want = f":{port:04X} "
     while time.time() < deadline:
-        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for table in (f"/proc/{pid}/net/tcp", f"/proc/{pid}/net/tcp6"):
             try:
                 with open(table) as f:
                     if any(want in line and line.split()[3] == "0A" for line in f):
