@@ -39,6 +39,8 @@ fn server(path: Path, args: &[&str]) -> Server {
 struct Moved {
     /// splice(2): zero-copy sends.
     spliced: u64,
+    /// The most one splice moved.
+    largest_splice: u64,
     /// send(2) (sendto): portable sends, statuses and replies.
     sent: u64,
     /// recv(2) with MSG_TRUNC: dropped in the kernel, unread.
@@ -98,6 +100,9 @@ fn traced<T>(pid: u32, run: impl FnOnce() -> T) -> (T, Option<Moved>) {
             panic!("a line strace wrote in pieces or of another call: {line}");
         };
         *slot += n;
+        if call.contains(" splice(") {
+            moved.largest_splice = moved.largest_splice.max(n);
+        }
     }
     (result, Some(moved))
 }
@@ -194,36 +199,91 @@ fn portable_path_moves_every_direction_payload_and_rate() {
     matrix(Path::Portable);
 }
 
+/// Seccomp filter instructions; a system call's arguments are loaded by
+/// their low halves (little-endian).
+#[cfg(all(target_os = "linux", target_endian = "little"))]
+mod bpf {
+    pub const LD: u32 = libc::BPF_LD | libc::BPF_W | libc::BPF_ABS;
+    pub const JEQ: u32 = libc::BPF_JMP | libc::BPF_JEQ;
+    pub const JSET: u32 = libc::BPF_JMP | libc::BPF_JSET;
+    pub const RET: u32 = libc::BPF_RET;
+    /// Offset of the system call's number, and of argument `i`'s low half.
+    pub const NR: u32 = 0;
+    pub const fn arg(i: u32) -> u32 {
+        16 + 8 * i
+    }
+
+    pub fn op(code: u32, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
+        libc::sock_filter { code: code as u16, jt, jf, k }
+    }
+
+    /// Puts this process under `prog` (run between fork and exec: no allocation).
+    pub fn install(prog: &[libc::sock_filter]) -> std::io::Result<()> {
+        let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr().cast_mut() };
+        // SAFETY: prctl with a live filter program; both calls only affect this process.
+        let ok = unsafe {
+            libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
+                && libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &fprog as *const libc::sock_fprog) == 0
+        };
+        if ok { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+    }
+}
+
 /// A seccomp filter that refuses tee, splice and recv with MSG_TRUNC as
 /// an old kernel or a container's policy would: "not implemented".
 #[cfg(all(target_os = "linux", target_endian = "little"))]
 fn refuse_zero_copy() -> std::io::Result<()> {
-    fn op(code: u32, k: u32, jt: u8, jf: u8) -> libc::sock_filter {
-        libc::sock_filter { code: code as u16, jt, jf, k }
-    }
-    let (ld, jeq, jset, ret) = (
-        libc::BPF_LD | libc::BPF_W | libc::BPF_ABS,
-        libc::BPF_JMP | libc::BPF_JEQ,
-        libc::BPF_JMP | libc::BPF_JSET,
-        libc::BPF_RET,
-    );
-    let prog = [
-        op(ld, 0, 0, 0), // the system call's number
+    use bpf::{JEQ, JSET, LD, NR, RET, arg, op};
+    let (ld, jeq, jset, ret) = (LD, JEQ, JSET, RET);
+    bpf::install(&[
+        op(ld, NR, 0, 0),
         op(jeq, libc::SYS_tee as u32, 5, 0),
         op(jeq, libc::SYS_splice as u32, 4, 0),
         op(jeq, libc::SYS_recvfrom as u32, 0, 2),
-        op(ld, 16 + 3 * 8, 0, 0), // recvfrom's flags (the low half of args[3])
+        op(ld, arg(3), 0, 0), // recvfrom's flags
         op(jset, libc::MSG_TRUNC as u32, 1, 0),
         op(ret, libc::SECCOMP_RET_ALLOW, 0, 0),
         op(ret, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32, 0, 0),
-    ];
-    let fprog = libc::sock_fprog { len: prog.len() as u16, filter: prog.as_ptr().cast_mut() };
-    // SAFETY: prctl with a live filter program; both calls only affect this process.
-    let ok = unsafe {
-        libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0
-            && libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &fprog as *const libc::sock_fprog) == 0
-    };
-    if ok { Ok(()) } else { Err(std::io::Error::last_os_error()) }
+    ])
+}
+
+/// fcntl(F_SETPIPE_SZ) refused, as it is for an unprivileged user above
+/// fs.pipe-max-size: pipes keep their default size (64 KiB).
+#[cfg(all(target_os = "linux", target_endian = "little"))]
+fn refuse_pipe_resize() -> std::io::Result<()> {
+    use bpf::{JEQ, LD, NR, RET, arg, op};
+    bpf::install(&[
+        op(LD, NR, 0, 0),
+        op(JEQ, libc::SYS_fcntl as u32, 0, 3),
+        op(LD, arg(1), 0, 0),
+        op(JEQ, libc::F_SETPIPE_SZ as u32, 0, 1),
+        op(RET, libc::SECCOMP_RET_ERRNO | libc::EPERM as u32, 0, 0),
+        op(RET, libc::SECCOMP_RET_ALLOW, 0, 0),
+    ])
+}
+
+/// Pipes the system will not enlarge: zero-copy send goes on from the
+/// default-sized ones, each call moving less, zeros and random payload alike.
+#[cfg(all(target_os = "linux", target_endian = "little"))]
+#[test]
+fn a_refused_pipe_resize_still_sends_zero_copy() {
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let server = Server::start_after(refuse_pipe_resize, &[]);
+    server.wait_log(ZERO_COPY, LOG_WAIT);
+    for (id, random) in [(1, false), (2, true)] {
+        let args: &[&str] = if random { &["--duration", "2", "--random"] } else { &["--duration", "2"] };
+        let (c, moved) = traced(server.pid(), || client(server.addr, args));
+        let what = format!("random={random}: {c:?}");
+        assert_eq!(c.code, 0, "{what}");
+        let srv_tx = num(&server.session_end(id, LOG_WAIT), "tx_bytes");
+        assert!(c.rx_bytes <= srv_tx && c.rx_bytes > 100_000_000, "{what} srv_tx={srv_tx}");
+        let Some(m) = moved else { continue };
+        let what = format!("{what} srv_tx={srv_tx} {m:?}");
+        assert!(m.sent <= 4096 && m.spliced + m.sent + 4096 >= srv_tx, "payload went out by splice: {what}");
+        assert!(m.largest_splice <= 64 << 10, "from 64 KiB pipes: {what}");
+    }
+    let log = server.log();
+    assert!(!log.iter().any(|l| l.contains("unavailable")), "{log:#?}");
 }
 
 /// A kernel that refuses the zero-copy calls: the server finds out at the
