@@ -180,12 +180,16 @@ fn matrix(path: Path) {
     }
 }
 
+/// Limited runs hold to the 50M asked; unlimited ones go well past it. Not
+/// more: strace stops the server at every send and recv, and random payload
+/// received takes two calls per 32 KiB block, so a traced unlimited run
+/// measures strace (260 to 890 Mbit/s seen for the same build).
 fn check_rate(bytes: u64, secs: f64, limited: bool, what: &str) {
     let rate = bytes as f64 * 8.0 / secs;
     if limited {
         assert!((rate - 50e6).abs() < 50e6 * 0.15, "{rate} bit/s, asked 50M: {what}");
     } else {
-        assert!(rate > 400e6, "unlimited at only {rate} bit/s: {what}");
+        assert!(rate > 2.0 * 50e6, "unlimited at only {rate} bit/s: {what}");
     }
 }
 
