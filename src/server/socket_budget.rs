@@ -11,9 +11,10 @@
 //!
 //! Only the buffers that carry payload take a share: a one-way test's other
 //! direction, and a UDP test's control connection both ways, carry only
-//! statuses and keep [`MIN_SHARE`]. A window of half the memory limits a
-//! test more than the memory it frees: with RouterOS's 20 connections
-//! receiving on loopback, 512 KiB windows ran at 0.4x one connection's rate.
+//! statuses and keep [`MIN_SHARE`]. An equal share for both would halve a
+//! one-way test's window for memory its other direction never fills: with
+//! RouterOS's 20 connections receiving on loopback, 512 KiB windows ran at
+//! 0.4x one connection's rate.
 
 use crate::proto::{Command, Protocol};
 
