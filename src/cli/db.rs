@@ -5,12 +5,8 @@
 //! missing live file is restored from it first, and every change is saved
 //! to it at once.
 
-use crate::store::{OpenOptions, Store, default_db_path, persist, persist_path};
+use crate::store::{OpenOptions, Store, db_path, persist, persist_path};
 use std::path::PathBuf;
-
-fn db_path(db: &Option<PathBuf>) -> PathBuf {
-    db.clone().unwrap_or_else(default_db_path)
-}
 
 /// The live database after a reboot: restored from the flash copy if one exists.
 fn restored(db: &Option<PathBuf>, flash: &Option<PathBuf>) -> Result<PathBuf, String> {

@@ -157,7 +157,7 @@ fn open_store(a: &ServeArgs) -> Result<Option<crate::store::Startup>, crate::sto
         persist_interval: a.persist_interval,
         ..WriterConfig::default()
     };
-    let live = a.db.clone().unwrap_or_else(crate::store::default_db_path);
+    let live = crate::store::db_path(&a.db);
     if let Some(flash) = &persist {
         if crate::store::persist::restore_if_missing(&live, flash)? {
             log::info!("database {} restored from {}", live.display(), flash.display());
@@ -256,7 +256,7 @@ pub fn serve(a: ServeArgs) -> i32 {
         log::error!("--flush-interval must be 1 to 3600 seconds, --persist-interval at least 1 second");
         return 1;
     }
-    let live = a.db.clone().unwrap_or_else(crate::store::default_db_path);
+    let live = crate::store::db_path(&a.db);
     if crate::store::persist_path(&a.persist).is_some_and(|p| p == live) {
         log::error!("--persist names the database itself: give the copy its own path (on flash, with --db in RAM)");
         return 1;
@@ -290,8 +290,7 @@ pub fn serve(a: ServeArgs) -> i32 {
         Some("none") => None,
         Some(path) => Some(ControlConfig { path: path.into(), required: true }),
         None if accounting.is_some() => {
-            let db = a.db.clone().unwrap_or_else(crate::store::default_db_path);
-            Some(ControlConfig { path: server::control::default_path(&db), required: false })
+            Some(ControlConfig { path: server::control::default_path(&crate::store::db_path(&a.db)), required: false })
         }
         None => None,
     };

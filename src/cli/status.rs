@@ -39,9 +39,7 @@ pub fn status(a: StatusArgs) -> i32 {
             return 1;
         }
     };
-    let path = a
-        .control
-        .unwrap_or_else(|| crate::server::control::default_path(&a.db.unwrap_or_else(crate::store::default_db_path)));
+    let path = a.control.unwrap_or_else(|| crate::server::control::default_path(&crate::store::db_path(&a.db)));
     match ask(&path, req) {
         Ok(reply) if reply.starts_with(b"error: ") => {
             eprintln!("btestd status: the daemon answered: {}", String::from_utf8_lossy(&reply[7..]).trim_end());

@@ -30,12 +30,12 @@ use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// Where `--db` points unless told otherwise.
-pub fn default_db_path() -> PathBuf {
-    if cfg!(target_os = "freebsd") {
-        PathBuf::from("/var/db/btestd/btestd.db")
-    } else {
-        PathBuf::from("/var/lib/btestd/btestd.db")
+/// The database file: `--db` when given, else the platform's default.
+pub fn db_path(given: &Option<PathBuf>) -> PathBuf {
+    match given {
+        Some(path) => path.clone(),
+        None if cfg!(target_os = "freebsd") => PathBuf::from("/var/db/btestd/btestd.db"),
+        None => PathBuf::from("/var/lib/btestd/btestd.db"),
     }
 }
 
