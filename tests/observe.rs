@@ -238,6 +238,15 @@ fn silent_and_oversized_control_clients_neither_stall_tests_nor_linger() {
     bad.read_to_string(&mut reply).unwrap();
     assert!(reply.starts_with("error: unknown request"), "{reply}");
     assert_eq!(status(&ctl, &[]).status.code(), Some(0), "still answering");
+    // A last line without its newline, as `printf 'status json' | nc -U` sends it.
+    let mut eof = UnixStream::connect(&ctl).unwrap();
+    eof.write_all(b"status json").unwrap();
+    eof.shutdown(std::net::Shutdown::Write).unwrap();
+    eof.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut reply = String::new();
+    eof.read_to_string(&mut reply).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&reply).unwrap_or_else(|e| panic!("{e}: {reply:?}"));
+    assert!(v["tests"].is_array(), "{v:#}");
 }
 
 /// Parses Prometheus text with the reference Python client's parser into

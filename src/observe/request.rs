@@ -40,13 +40,22 @@ pub fn parse(buf: &[u8]) -> Option<Result<Request, RequestError>> {
     if end >= MAX_REQUEST {
         return Some(Err(RequestError::TooLong));
     }
-    let line = buf[..end].strip_suffix(b"\r").unwrap_or(&buf[..end]);
-    Some(match line {
+    Some(line(&buf[..end]))
+}
+
+/// The request in `buf` once the client has stopped sending: a last line
+/// without its newline counts, as `printf status | nc -U` sends it.
+pub fn parse_at_eof(buf: &[u8]) -> Result<Request, RequestError> {
+    parse(buf).unwrap_or_else(|| line(buf))
+}
+
+fn line(line: &[u8]) -> Result<Request, RequestError> {
+    match line.strip_suffix(b"\r").unwrap_or(line) {
         b"status" | b"status text" => Ok(Request::Status { json: false }),
         b"status json" => Ok(Request::Status { json: true }),
         b"metrics" => Ok(Request::Metrics),
         _ => Err(RequestError::Unknown),
-    })
+    }
 }
 
 impl Request {
@@ -78,5 +87,15 @@ mod tests {
         for r in [Request::Status { json: false }, Request::Status { json: true }, Request::Metrics] {
             assert_eq!(parse(r.line()), Some(Ok(r)));
         }
+    }
+
+    #[test]
+    fn the_end_of_the_stream_ends_the_line() {
+        assert_eq!(parse_at_eof(b"status json"), Ok(Request::Status { json: true }));
+        assert_eq!(parse_at_eof(b"metrics\r"), Ok(Request::Metrics));
+        assert_eq!(parse_at_eof(b"metrics\nstatus"), Ok(Request::Metrics), "the first line decides");
+        assert_eq!(parse_at_eof(b""), Err(RequestError::Unknown), "nothing asked");
+        assert_eq!(parse_at_eof(b"stat"), Err(RequestError::Unknown));
+        assert_eq!(parse_at_eof(&[b'x'; MAX_REQUEST]), Err(RequestError::TooLong));
     }
 }

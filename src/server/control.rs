@@ -190,7 +190,7 @@ impl Server {
         loop {
             let room = MAX_REQUEST - c.request.len();
             match c.sock.read(&mut buf[..room.max(1)]) {
-                Ok(0) => return Some(Err(request::RequestError::Unknown)),
+                Ok(0) => return Some(request::parse_at_eof(&c.request)),
                 Ok(n) => {
                     c.request.extend_from_slice(&buf[..n]);
                     if let Some(r) = request::parse(&c.request) {
