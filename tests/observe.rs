@@ -90,6 +90,46 @@ fn status_shows_running_tcp_and_udp_tests_until_they_end() {
     assert!(text.contains("tests running: 0") && !text.contains("127.0.0.1:"), "{text}");
 }
 
+/// The budget left for a running test's user and for its address: what is
+/// set less what was used, the running test included.
+#[test]
+fn status_shows_the_budget_left_for_the_user_and_the_address() {
+    let dir = TempDir::new();
+    let db = dir.path("btestd.db");
+    for args in [
+        &["user", "add", "alice", "--password", "pw"][..],
+        &["quota", "set", "--user", "alice", "--day-total", "1GB"],
+        &["quota", "set", "--ip-default", "--week-rx", "500MB"],
+    ] {
+        let out = Command::new(BIN).args(args).args(["--db", &db]).stdin(Stdio::null()).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let s = Server::start(&["--db", &db]);
+    s.wait_log("control socket ", Duration::from_secs(5));
+    let ctl = dir.path("btestd.control");
+    let run = client_spawn(
+        s.addr,
+        &["--user", "alice", "--password", "pw", "--direction", "receive", "--duration", "4", "--remote-speed", "8M"],
+    );
+    let v = wait_status(&ctl, Duration::from_secs(4), |v| {
+        test_of(v, "tcp").is_some_and(|t| t["tx_bytes"].as_u64().unwrap() > 1_500_000)
+    });
+    let t = test_of(&v, "tcp").unwrap();
+    assert_eq!(t["user"], "alice");
+    let moved = t["tx_bytes"].as_u64().unwrap() + t["rx_bytes"].as_u64().unwrap();
+    let user_left = t["user_budget_left_bytes"].as_u64().unwrap();
+    // Usage is charged once a second: at most about a second's worth behind.
+    assert!(user_left < 1_000_000_000 && user_left + moved + 1_500_000 >= 1_000_000_000, "moved {moved}: {t}");
+    assert!(user_left + moved <= 1_000_000_000 + 100_000, "never more left than set: {t}");
+    // The address's only budget counts what the server receives: nothing here.
+    let address_left = t["address_budget_left_bytes"].as_u64().unwrap();
+    assert!((499_990_000..=500_000_000).contains(&address_left), "{t}");
+    let text = String::from_utf8(status(&ctl, &[]).stdout).unwrap();
+    let row = text.lines().find(|l| l.contains(" alice ")).unwrap_or_else(|| panic!("{text}"));
+    assert!(row.ends_with("500.0 MB") && row.contains(" MB "), "{row}");
+    assert_eq!(client_wait(run).code, 0);
+}
+
 #[test]
 fn no_daemon_is_a_clear_error_with_its_own_exit_code() {
     let dir = TempDir::new();
