@@ -156,6 +156,45 @@ fn global_session_limit_refuses_extra_tests() {
     server.wait_log("server is full: 1 tests running (--max-sessions)", LOG_WAIT);
 }
 
+/// Clients of the control socket and the web page that come while the
+/// descriptors are used up wait in their listeners' queues and are answered
+/// once some are free: a listener reports readiness once, so the server
+/// must retry each listener itself.
+#[test]
+fn control_and_web_clients_queued_while_descriptors_ran_out_are_answered() {
+    use std::io::{Read, Write};
+    let server = Server::start_with_fd_limit(28, &["--http", "127.0.0.1:0"]);
+    let line = server.wait_log("web page on http://", LOG_WAIT);
+    let web: std::net::SocketAddr = line.rsplit("http://").next().unwrap().trim_end_matches('/').parse().unwrap();
+    server.wait_log("control socket ", LOG_WAIT);
+    let mut held = Vec::new();
+    for _ in 0..40 {
+        if let Ok(s) = std::net::TcpStream::connect_timeout(&server.addr, Duration::from_secs(2)) {
+            held.push(s);
+        }
+    }
+    server.wait_log("cannot accept connections", LOG_WAIT);
+    let mut ctl = std::os::unix::net::UnixStream::connect(server.dir.path("btestd.control")).unwrap();
+    ctl.write_all(b"status json\n").unwrap();
+    let mut page = std::net::TcpStream::connect_timeout(&web, Duration::from_secs(2)).unwrap();
+    page.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    // Unanswered while the descriptors stay used up.
+    ctl.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    let mut one = [0u8; 1];
+    assert!(ctl.read(&mut one).is_err(), "answered with no descriptor free?");
+    drop(held);
+    ctl.set_read_timeout(Some(LOG_WAIT)).unwrap();
+    page.set_read_timeout(Some(LOG_WAIT)).unwrap();
+    for (name, stream, want) in [
+        ("control", &mut ctl as &mut dyn Read, "\"tests\":["),
+        ("web", &mut page as &mut dyn Read, "btestd_build_info"),
+    ] {
+        let mut reply = String::new();
+        let _ = stream.read_to_string(&mut reply);
+        assert!(reply.contains(want), "{name}: {reply:?}");
+    }
+}
+
 #[test]
 fn running_out_of_file_descriptors_refuses_new_connections_only() {
     // Room for the listener, the database and a handful of connections.
