@@ -156,6 +156,15 @@ fn global_session_limit_refuses_extra_tests() {
     server.wait_log("server is full: 1 tests running (--max-sessions)", LOG_WAIT);
 }
 
+/// Idle connections held until the server cannot accept any more.
+fn starve(server: &Server) -> Vec<std::net::TcpStream> {
+    let held = (0..40)
+        .filter_map(|_| std::net::TcpStream::connect_timeout(&server.addr, Duration::from_secs(2)).ok())
+        .collect();
+    server.wait_log("cannot accept connections", LOG_WAIT);
+    held
+}
+
 /// Clients of the control socket and the web page that come while the
 /// descriptors are used up wait in their listeners' queues and are answered
 /// once some are free: a listener reports readiness once, so the server
@@ -167,13 +176,7 @@ fn control_and_web_clients_queued_while_descriptors_ran_out_are_answered() {
     let line = server.wait_log("web page on http://", LOG_WAIT);
     let web: std::net::SocketAddr = line.rsplit("http://").next().unwrap().trim_end_matches('/').parse().unwrap();
     server.wait_log("control socket ", LOG_WAIT);
-    let mut held = Vec::new();
-    for _ in 0..40 {
-        if let Ok(s) = std::net::TcpStream::connect_timeout(&server.addr, Duration::from_secs(2)) {
-            held.push(s);
-        }
-    }
-    server.wait_log("cannot accept connections", LOG_WAIT);
+    let held = starve(&server);
     let mut ctl = std::os::unix::net::UnixStream::connect(server.dir.path("btestd.control")).unwrap();
     ctl.write_all(b"status json\n").unwrap();
     let mut page = std::net::TcpStream::connect_timeout(&web, Duration::from_secs(2)).unwrap();
@@ -201,14 +204,7 @@ fn running_out_of_file_descriptors_refuses_new_connections_only() {
     let server = Server::start_with_fd_limit(24, &BUSY);
     let running = client_spawn(server.addr, &["--duration", "4", "--remote-speed", "2M"]);
     server.wait_log("session 1: ", LOG_WAIT);
-    // Hold idle connections until the server cannot accept any more.
-    let mut held = Vec::new();
-    for _ in 0..40 {
-        if let Ok(s) = std::net::TcpStream::connect_timeout(&server.addr, Duration::from_secs(2)) {
-            held.push(s);
-        }
-    }
-    server.wait_log("cannot accept connections", LOG_WAIT);
+    let held = starve(&server);
     // The running test is unaffected.
     let c = client_wait(running);
     assert_eq!(c.code, 0, "{c:?}");
