@@ -10,16 +10,6 @@ use std::time::{Duration, Instant};
 
 const LOG_WAIT: Duration = Duration::from_secs(10);
 
-/// Runs `btestd <args> --db <db>`; returns (exit code, stdout, stderr).
-fn admin(db: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN).args(args).args(["--db", db]).stdin(Stdio::null()).output().unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
-
 /// Persisted (rx, tx) of today's counter for 127.0.0.1.
 fn persisted_today(db: &str) -> (u64, u64) {
     let (code, out, err) = admin(db, &["usage", "--ip", "127.0.0.1", "--period", "day", "--format", "csv"]);

@@ -173,11 +173,10 @@ fn starve(server: &Server) -> Vec<std::net::TcpStream> {
 fn control_and_web_clients_queued_while_descriptors_ran_out_are_answered() {
     use std::io::{Read, Write};
     let server = Server::start_with_fd_limit(28, &["--http", "127.0.0.1:0"]);
-    let line = server.wait_log("web page on http://", LOG_WAIT);
-    let web: std::net::SocketAddr = line.rsplit("http://").next().unwrap().trim_end_matches('/').parse().unwrap();
+    let web = server.web_addr();
     server.wait_log("control socket ", LOG_WAIT);
     let held = starve(&server);
-    let mut ctl = std::os::unix::net::UnixStream::connect(server.dir.path("btestd.control")).unwrap();
+    let mut ctl = std::os::unix::net::UnixStream::connect(server.control_path()).unwrap();
     ctl.write_all(b"status json\n").unwrap();
     let mut page = std::net::TcpStream::connect_timeout(&web, Duration::from_secs(2)).unwrap();
     page.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();

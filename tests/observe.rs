@@ -4,17 +4,13 @@
 
 mod common;
 
-use common::{BIN, Server, TempDir, client_spawn, client_wait};
+use common::{BIN, Server, TempDir, admin, client_spawn, client_wait};
 use std::io::{Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::net::UnixStream;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn control_of(s: &Server) -> String {
-    s.dir.path("btestd.control")
-}
 
 /// Runs `btestd status --control PATH <args>`, bounded in time by the command's own timeouts.
 fn status(control: &str, args: &[&str]) -> Output {
@@ -48,7 +44,7 @@ fn test_of<'a>(v: &'a serde_json::Value, proto: &str) -> Option<&'a serde_json::
 fn status_shows_running_tcp_and_udp_tests_until_they_end() {
     let s = Server::start(&[]);
     s.wait_log("control socket ", Duration::from_secs(5));
-    let ctl = control_of(&s);
+    let ctl = s.control_path();
     let idle = status_json(&ctl);
     assert_eq!(idle["tests"].as_array().unwrap().len(), 0, "{idle:#}");
     assert_eq!(idle["version"], env!("CARGO_PKG_VERSION"));
@@ -101,8 +97,8 @@ fn status_shows_the_budget_left_for_the_user_and_the_address() {
         &["quota", "set", "--user", "alice", "--day-total", "1GB"],
         &["quota", "set", "--ip-default", "--week-rx", "500MB"],
     ] {
-        let out = Command::new(BIN).args(args).args(["--db", &db]).stdin(Stdio::null()).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let (code, _, err) = admin(&db, args);
+        assert_eq!(code, 0, "{args:?}: {err}");
     }
     let s = Server::start(&["--db", &db]);
     s.wait_log("control socket ", Duration::from_secs(5));
@@ -158,7 +154,7 @@ fn no_daemon_is_a_clear_error_with_its_own_exit_code() {
 #[test]
 fn the_default_socket_sits_beside_the_database_and_goes_away_with_the_daemon() {
     let mut s = Server::start(&[]);
-    let ctl = control_of(&s);
+    let ctl = s.control_path();
     s.wait_log("control socket ", Duration::from_secs(5));
     let o = Command::new(BIN).args(["status", "--db", &s.db()]).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
@@ -239,7 +235,7 @@ fn the_socket_is_for_the_service_user_its_group_and_root() {
 fn a_full_control_socket_answers_busy() {
     let s = Server::start(&[]);
     s.wait_log("control socket ", Duration::from_secs(5));
-    let ctl = control_of(&s);
+    let ctl = s.control_path();
     let _held: Vec<UnixStream> = (0..8).map(|_| UnixStream::connect(&ctl).unwrap()).collect();
     std::thread::sleep(Duration::from_millis(300));
     let o = status(&ctl, &[]);
@@ -252,7 +248,7 @@ fn a_full_control_socket_answers_busy() {
 fn silent_and_oversized_control_clients_neither_stall_tests_nor_linger() {
     let s = Server::start(&[]);
     s.wait_log("control socket ", Duration::from_secs(5));
-    let ctl = control_of(&s);
+    let ctl = s.control_path();
     let test = client_spawn(s.addr, &["--direction", "receive", "--duration", "3", "--remote-speed", "50M"]);
     // A request longer than the limit, then more silent clients than the server serves at once.
     let mut junk = UnixStream::connect(&ctl).unwrap();
@@ -393,10 +389,10 @@ fn metrics_parse_and_their_counters_move_with_tests_refusals_and_bans() {
     assert_eq!(sample(&done, "btestd_bans_active"), 1);
     assert!(done.iter().any(|l| l.starts_with("counter btestd_refused_total")), "typed as counters: {done:#?}");
     // The same exposition on demand through the control socket.
-    let o = status(&control_of(&s), &["--format", "prometheus"]);
+    let o = status(&s.control_path(), &["--format", "prometheus"]);
     let on_demand = prometheus_parse(&String::from_utf8(o.stdout).unwrap()).unwrap();
     assert_eq!(sample(&on_demand, "btestd_bans_total"), 1);
-    let status_text = String::from_utf8(status(&control_of(&s), &[]).stdout).unwrap();
+    let status_text = String::from_utf8(status(&s.control_path(), &[]).stdout).unwrap();
     assert!(status_text.contains("refused: 2 (banned 1, server-full 1)\n"), "{status_text}");
     assert!(status_text.contains("failed logins: 2, bans started: 1, bans active: 1"), "{status_text}");
 }

@@ -11,11 +11,6 @@ use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn web_addr(s: &Server) -> SocketAddr {
-    let line = s.wait_log("web page on http://", Duration::from_secs(5));
-    line.rsplit("http://").next().unwrap().trim_end_matches('/').parse().unwrap()
-}
-
 /// One GET from `from`: (status code, body). `extra` is sent as more header lines.
 fn get_from(from: Ipv4Addr, web: SocketAddr, path: &str, extra: &str) -> (u16, String) {
     let mut r = Raw::connect_from(from, web);
@@ -126,7 +121,7 @@ fn polyline_points(dom: &str, id: &str) -> Vec<(f64, f64)> {
 fn the_operator_page_shows_a_running_test_within_two_seconds_and_charts_it() {
     let Some(browser) = chromium() else { return };
     let s = Server::start(&["--http", "127.0.0.1:0"]);
-    let web = web_addr(&s);
+    let web = s.web_addr();
     let run =
         client_spawn(s.addr, &["--direction", "both", "--duration", "8", "--speed", "30M", "--remote-speed", "20M"]);
     s.wait_log("session 1: ", Duration::from_secs(5));
@@ -159,7 +154,7 @@ fn the_operator_page_shows_a_running_test_within_two_seconds_and_charts_it() {
 #[test]
 fn a_visitor_sees_only_its_own_address() {
     let s = Server::start(&["--http", "127.0.0.1:0", "--http-visitors", "--http-allow", "10.99.0.0/16"]);
-    let web = web_addr(&s);
+    let web = s.web_addr();
     let a = Ipv4Addr::new(127, 0, 0, 2);
     let b = Ipv4Addr::new(127, 0, 0, 3);
     let _ta = test_from(a, s.addr);
@@ -200,7 +195,7 @@ fn a_visitor_sees_only_its_own_address() {
     let tok = dir.path("token");
     std::fs::write(&tok, "s3cret-token-0123456789\n").unwrap();
     let private = Server::start(&["--http", "127.0.0.1:0", "--http-allow", "10.99.0.0/16", "--http-token-file", &tok]);
-    let pweb = web_addr(&private);
+    let pweb = private.web_addr();
     assert_eq!(get_from(a, pweb, "/api/status", "").0, 403);
     assert_eq!(get_from(a, pweb, "/api/status?token=wrong-token-0123456789", "").0, 403);
     let v = json_from(a, pweb, "/api/status?token=s3cret-token-0123456789");
@@ -213,7 +208,7 @@ fn a_visitor_sees_only_its_own_address() {
 #[test]
 fn requests_over_the_limits_are_refused_without_disturbing_a_running_test() {
     let s = Server::start(&["--http", "127.0.0.1:0"]);
-    let web = web_addr(&s);
+    let web = s.web_addr();
     let run = client_spawn(s.addr, &["--direction", "receive", "--duration", "5", "--remote-speed", "40M"]);
     s.wait_log("session 1: ", Duration::from_secs(5));
     let me = Ipv4Addr::new(127, 0, 0, 4);

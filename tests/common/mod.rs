@@ -130,6 +130,17 @@ impl Server {
         self.addr.port()
     }
 
+    /// The control socket beside the database the server was started with.
+    pub fn control_path(&self) -> String {
+        self.dir.path("btestd.control")
+    }
+
+    /// Where the web page listens, from its start line (`--http ADDR:0` picks the port).
+    pub fn web_addr(&self) -> SocketAddr {
+        let line = self.wait_log("web page on http://", Duration::from_secs(10));
+        line.rsplit("http://").next().unwrap().trim_end_matches('/').parse().expect("web address in log")
+    }
+
     pub fn log(&self) -> Vec<String> {
         self.log.0.lock().unwrap().clone()
     }
@@ -203,6 +214,16 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
     }
+}
+
+/// Runs `btestd <args> --db <db>` (an admin command); returns (exit code, stdout, stderr).
+pub fn admin(db: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN).args(args).args(["--db", db]).stdin(Stdio::null()).output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 pub fn wait_bounded(child: &mut Child, timeout: Duration) -> std::process::ExitStatus {
