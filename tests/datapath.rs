@@ -238,16 +238,15 @@ mod bpf {
 #[cfg(all(target_os = "linux", target_endian = "little"))]
 fn refuse_zero_copy() -> std::io::Result<()> {
     use bpf::{JEQ, JSET, LD, NR, RET, arg, op};
-    let (ld, jeq, jset, ret) = (LD, JEQ, JSET, RET);
     bpf::install(&[
-        op(ld, NR, 0, 0),
-        op(jeq, libc::SYS_tee as u32, 5, 0),
-        op(jeq, libc::SYS_splice as u32, 4, 0),
-        op(jeq, libc::SYS_recvfrom as u32, 0, 2),
-        op(ld, arg(3), 0, 0), // recvfrom's flags
-        op(jset, libc::MSG_TRUNC as u32, 1, 0),
-        op(ret, libc::SECCOMP_RET_ALLOW, 0, 0),
-        op(ret, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32, 0, 0),
+        op(LD, NR, 0, 0),
+        op(JEQ, libc::SYS_tee as u32, 5, 0),
+        op(JEQ, libc::SYS_splice as u32, 4, 0),
+        op(JEQ, libc::SYS_recvfrom as u32, 0, 2),
+        op(LD, arg(3), 0, 0), // recvfrom's flags
+        op(JSET, libc::MSG_TRUNC as u32, 1, 0),
+        op(RET, libc::SECCOMP_RET_ALLOW, 0, 0),
+        op(RET, libc::SECCOMP_RET_ERRNO | libc::ENOSYS as u32, 0, 0),
     ])
 }
 
