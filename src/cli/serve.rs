@@ -9,6 +9,7 @@ use crate::server::{self, Limits};
 use crate::udp::IoMode;
 use argh::FromArgs;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Run the bandwidth-test server.
@@ -92,7 +93,7 @@ pub struct ServeArgs {
     pub udp_io: IoMode,
     /// SQLite file of users, quotas and usage (default /var/lib/btestd/btestd.db; /var/db/btestd on FreeBSD)
     #[argh(option)]
-    pub db: Option<std::path::PathBuf>,
+    pub db: Option<PathBuf>,
     /// run without a database: no accounting, users only from --user
     #[argh(switch)]
     pub no_db: bool,
@@ -104,7 +105,7 @@ pub struct ServeArgs {
     pub control: Option<String>,
     /// file to rewrite periodically with Prometheus metrics, e.g. /var/prometheus/btestd.prom (default none)
     #[argh(option)]
-    pub metrics_file: Option<std::path::PathBuf>,
+    pub metrics_file: Option<PathBuf>,
     /// seconds between rewrites of --metrics-file (default 10)
     #[argh(option, default = "Duration::from_secs(10)", from_str_fn(parse_seconds))]
     pub metrics_interval: Duration,
@@ -116,13 +117,13 @@ pub struct ServeArgs {
     pub http_allow: Vec<Cidr>,
     /// file whose first line is a token that lets any web client see everything (?token=...)
     #[argh(option)]
-    pub http_token_file: Option<std::path::PathBuf>,
+    pub http_token_file: Option<PathBuf>,
     /// let other web clients see their own address's tests, usage and budget
     #[argh(switch)]
     pub http_visitors: bool,
     /// copy of --db (on flash, --db in RAM), restored if --db is missing; '' = none
     #[argh(option)]
-    pub persist: Option<std::path::PathBuf>,
+    pub persist: Option<PathBuf>,
     /// seconds between saves of the --persist copy while tests run (default 3600)
     #[argh(option, default = "Duration::from_secs(3600)", from_str_fn(parse_seconds))]
     pub persist_interval: Duration,
@@ -144,31 +145,32 @@ fn secs(s: u64) -> Duration {
 /// Opens the usage database. An explicit `--db` that cannot be used stops
 /// the start; the default path is only used when it can be (a newcomer
 /// running without root gets a working server without accounting).
-fn open_store(a: &ServeArgs) -> Result<Option<crate::store::Startup>, crate::store::StoreError> {
+fn open_store(
+    a: &ServeArgs,
+    live: &Path,
+    persist: Option<PathBuf>,
+) -> Result<Option<crate::store::Startup>, crate::store::StoreError> {
     use crate::store::{Startup, StoreError, WriterConfig};
     if a.no_db {
         log::info!("no database (--no-db): tests are not accounted and users come only from --user");
         return Ok(None);
     }
-    let persist = crate::store::persist_path(&a.persist);
-    let config = WriterConfig {
-        flush_interval: a.flush_interval,
-        persist: persist.clone(),
-        persist_interval: a.persist_interval,
-        ..WriterConfig::default()
-    };
-    let live = crate::store::db_path(&a.db);
     if let Some(flash) = &persist {
-        if crate::store::persist::restore_if_missing(&live, flash)? {
+        if crate::store::persist::restore_if_missing(live, flash)? {
             log::info!("database {} restored from {}", live.display(), flash.display());
         }
     }
+    let config = WriterConfig {
+        flush_interval: a.flush_interval,
+        persist,
+        persist_interval: a.persist_interval,
+        ..WriterConfig::default()
+    };
     match &a.db {
-        Some(path) => Startup::open(path, config).map(Some),
+        Some(_) => Startup::open(live, config).map(Some),
         None => {
-            let path = live;
-            let existed = path.exists();
-            match Startup::open(&path, config) {
+            let existed = live.exists();
+            match Startup::open(live, config) {
                 Ok(st) => Ok(Some(st)),
                 Err(
                     e @ (StoreError::CreateDir { .. } | StoreError::CannotOpen { .. } | StoreError::ReadOnly { .. }),
@@ -257,11 +259,12 @@ pub fn serve(a: ServeArgs) -> i32 {
         return 1;
     }
     let live = crate::store::db_path(&a.db);
-    if crate::store::persist_path(&a.persist).is_some_and(|p| p == live) {
+    let persist = crate::store::persist_path(&a.persist);
+    if persist.as_ref().is_some_and(|p| *p == live) {
         log::error!("--persist names the database itself: give the copy its own path (on flash, with --db in RAM)");
         return 1;
     }
-    let (users, secret, accounting) = match open_store(&a) {
+    let (users, secret, accounting) = match open_store(&a, &live, persist) {
         Ok(Some(st)) => {
             (st.users, Some(st.server_secret), Some(server::Accounting { ledger: st.ledger, writer: st.writer }))
         }
@@ -290,7 +293,7 @@ pub fn serve(a: ServeArgs) -> i32 {
         Some("none") => None,
         Some(path) => Some(ControlConfig { path: path.into(), required: true }),
         None if accounting.is_some() => {
-            Some(ControlConfig { path: server::control::default_path(&crate::store::db_path(&a.db)), required: false })
+            Some(ControlConfig { path: server::control::default_path(&live), required: false })
         }
         None => None,
     };
