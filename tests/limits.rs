@@ -277,18 +277,31 @@ fn data_sockets_share_the_socket_memory_budget() {
     // One connection alone: its send buffer gets what the budget allows
     // below the autotuning ceiling (1 MiB), its receive buffer carries only
     // the client's statuses and keeps the floor.
-    let one = client_spawn(server.addr, &["--duration", "2", "--remote-speed", "10M"]);
+    let one = client_spawn(server.addr, &["--duration", "3", "--remote-speed", "10M"]);
     server.wait_log("session 2: ", LOG_WAIT);
     std::thread::sleep(Duration::from_millis(800));
     assert_eq!(server_socket_buffers(server.addr.port()), vec![(2 << 20, 2 << 16)]);
+    // 4 connections the server receives on join: (4 MiB / 2 - 5 idle
+    // buffers of 64 KiB) / 5 = 345 KiB -> 256 KiB. The running socket is
+    // lowered on its sending side only; the new ones get it on their
+    // receiving side.
+    let joining =
+        client_spawn(server.addr, &["--direction", "send", "--connections", "4", "--duration", "1", "--speed", "10M"]);
+    server.wait_log("session 3: ", LOG_WAIT);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut bufs = server_socket_buffers(server.addr.port());
+    bufs.sort();
+    assert_eq!(bufs, [vec![(2 << 16, 2 << 18); 4], vec![(2 << 18, 2 << 16)]].concat(), "{bufs:?}");
+    assert_eq!(client_wait(joining).code, 0);
     assert_eq!(client_wait(one).code, 0);
     server.wait_log("session 2 ended", LOG_WAIT);
+    server.wait_log("session 3 ended", LOG_WAIT);
     // Both ways, payload fills both buffers: 4 MiB / 2 / 8 = 256 KiB each.
     let both = client_spawn(
         server.addr,
         &["--direction", "both", "--connections", "4", "--duration", "2", "--remote-speed", "10M", "--speed", "10M"],
     );
-    server.wait_log("session 3: ", LOG_WAIT);
+    server.wait_log("session 4: ", LOG_WAIT);
     std::thread::sleep(Duration::from_millis(800));
     let bufs = server_socket_buffers(server.addr.port());
     assert_eq!(bufs, vec![(2 << 18, 2 << 18); 4], "{bufs:?}");
