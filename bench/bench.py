@@ -72,18 +72,20 @@ class Path:
             self.made.append(ns)
         sh("ip", "link", "add", server_if, "netns", server_ns, "type", "veth", "peer", "name", client_if,
            "netns", client_ns)
-        for ns, dev, addr, cpu in ((server_ns, server_if, "10.214.0.1", 1), (client_ns, client_if, "10.214.0.2", 0)):
+
+        def side(ns, dev, addr, cpu):
+            """Brings one end up; returns the prefix that runs a command there."""
             ex = ["ip", "netns", "exec", ns]
             sh(*ex, "ip", "addr", "add", f"{addr}/24", "dev", dev)
             sh(*ex, "ip", "link", "set", dev, "up")
             sh(*ex, "ip", "link", "set", "lo", "up")
             # `ip netns exec` mounts the namespace's own /sys.
             sh(*ex, "sh", "-c", f"echo {1 << cpu:x} > /sys/class/net/{dev}/queues/rx-0/rps_cpus")
-            if ns == server_ns:
-                self.server_cmd = ex + ["taskset", "-c", str(cpu)]
-            else:
-                self.client_cmd = ex + ["taskset", "-c", str(cpu)]
+            return ex + ["taskset", "-c", str(cpu)]
+
         self.server_addr = "10.214.0.1"
+        self.server_cmd = side(server_ns, server_if, self.server_addr, 1)
+        self.client_cmd = side(client_ns, client_if, "10.214.0.2", 0)
 
     def close(self):
         for ns in self.made:
@@ -134,8 +136,8 @@ def run_btestd(binary, direction, duration, extra=()):
         idle_anon = status_kb(srv.pid, "RssAnon")
         cpu0 = cpu_seconds(srv.pid)
         out, peak = run_client(
-            PATH.client_cmd + [binary, "client", f"{PATH.server_addr}:{port}", "--direction", direction, "--duration", str(duration),
-             "--format", "csv", *extra], srv.pid, duration + 30)
+            PATH.client_cmd + [binary, "client", f"{PATH.server_addr}:{port}", "--direction", direction,
+                               "--duration", str(duration), "--format", "csv", *extra], srv.pid, duration + 30)
         time.sleep(0.3)
         cpu1 = cpu_seconds(srv.pid)
     finally:
