@@ -400,11 +400,12 @@ impl Server {
     /// the share for the new test's sockets.
     fn lower_socket_buffers(&mut self, cmd: &Command) -> Option<u32> {
         use super::socket_budget::{Carries, share};
-        let buffers = |c: &Command, conns| Carries::of(c).buffers(conns);
-        let (payload, idle) = self.sessions.iter().fold(buffers(cmd, cmd.connections()), |(p, i), (_, s)| {
-            let (sp, si) = buffers(s.cmd(), s.conn_count());
-            (p + sp, i + si)
-        });
+        let (mut payload, mut idle) = Carries::of(cmd).buffers(cmd.connections());
+        for (_, s) in self.sessions.iter() {
+            let (p, i) = Carries::of(s.cmd()).buffers(s.conn_count());
+            payload += p;
+            idle += i;
+        }
         let share = share(self.limits.max_socket_memory, payload, idle)?;
         for (_, s) in self.sessions.iter_mut() {
             s.set_socket_buffers(share);
